@@ -1,0 +1,236 @@
+"""All configuration, read once from the environment. Every default lives here and only here.
+
+Each field's alias is its environment variable; its description is the README's configuration table
+(`python -m settings` prints that table). Secrets are `SecretStr` so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+QUEUE_GPU = "gpu-long"
+QUEUE_PREVIEW = "preview"
+QUEUE_CONTROL = "control"
+
+
+class SettingsError(ValueError):
+    """The environment holds a bad value; the message names the variable."""
+
+
+def _env(name: str, description: str, default, **kwargs):  # noqa: ANN001, ANN202 - thin Field wrapper
+    return Field(default, validation_alias=AliasChoices(name), description=description, **kwargs)
+
+
+class Settings(BaseSettings):
+    """The one settings object. Celery names are mapped from it in celeryconfig.py."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False, frozen=True)
+
+    # --- broker and Celery -------------------------------------------------------------------------
+    broker_url: SecretStr = _env(
+        "CELERY_BROKER_URL", "Broker URL (Redis or AMQP). May hold a password: never logged.",
+        SecretStr("redis://localhost:6379/0"))
+    result_backend: SecretStr | None = _env(
+        "CELERY_RESULT_BACKEND", "Result backend URL; empty means the broker URL.", None)
+    broker_keyprefix: str = _env(
+        "AUDIOBOOK_BROKER_KEYPREFIX", "Redis `global_keyprefix` for every broker key (shared Redis).", "")
+    visibility_timeout_s: int = _env(
+        "AUDIOBOOK_VISIBILITY_TIMEOUT_S",
+        "Redis visibility timeout; must exceed the chapter time limit or chapters run twice.", 4 * 3600, gt=0)
+    chapter_time_limit_s: int = _env(
+        "AUDIOBOOK_CHAPTER_TIME_LIMIT_S", "Hard time limit of one chapter task (soft limit is 5 min less).",
+        3 * 3600, gt=300)
+    result_expires_s: int = _env(
+        "AUDIOBOOK_RESULT_EXPIRES_S", "How long task results are kept.", 7 * 24 * 3600, gt=0)
+
+    # --- synthesis -----------------------------------------------------------------------------------
+    storage_url: str = _env(
+        "AUDIOBOOK_STORAGE_URL",
+        "Where audio goes: `file:///abs/path`, a plain path, or `s3://bucket/prefix` (standard `AWS_*` "
+        "variables and `AWS_ENDPOINT_URL`).", "./var/audio")
+    model: str = _env(
+        "AUDIOBOOK_MODEL", "TTS model: a hub id (e.g. `facebook/mms-tts-eng`) or a local directory.",
+        "facebook/mms-tts-eng")
+    device: Literal["auto", "cpu", "cuda"] = _env(
+        "AUDIOBOOK_DEVICE", "`auto` picks CUDA when available; fp16 is used on CUDA.", "auto")
+    max_chapter_chars: int = _env(
+        "AUDIOBOOK_MAX_CHAPTER_CHARS", "Longest chapter text accepted, in characters.", 200_000, gt=0)
+    max_chunk_chars: int = _env(
+        "AUDIOBOOK_MAX_CHUNK_CHARS", "Longest text sent to the model in one row; longer sentences split "
+        "at clause boundaries.", 300, ge=20)
+    max_batch_chars: int = _env(
+        "AUDIOBOOK_MAX_BATCH_CHARS", "Characters per forward pass (batches are sized by total characters).",
+        2400, ge=20)
+    max_batch_size: int = _env("AUDIOBOOK_MAX_BATCH_SIZE", "Rows per forward pass at most.", 32, ge=1)
+    unknown_chars: Literal["spell", "fail"] = _env(
+        "AUDIOBOOK_UNKNOWN_CHARS", "Characters outside the model's vocabulary: `spell` them by their "
+        "Unicode name, or `fail` the chapter. Never dropped.", "spell")
+    max_attempts: int = _env(
+        "AUDIOBOOK_MAX_ATTEMPTS", "Deliveries of one chapter before it fails for good (a chapter that "
+        "kills its worker would otherwise loop forever).", 3, ge=1)
+    target_rms_db: float = _env("AUDIOBOOK_TARGET_RMS_DB", "Loudness target (ACX: -23..-18 dB RMS).", -20.0)
+    peak_db: float = _env("AUDIOBOOK_PEAK_DB", "Sample peak ceiling (ACX: -3 dB).", -3.0, le=0)
+    sentence_pause_s: float = _env("AUDIOBOOK_SENTENCE_PAUSE_S", "Silence between sentences.", 0.4, ge=0)
+    paragraph_pause_s: float = _env("AUDIOBOOK_PARAGRAPH_PAUSE_S", "Silence between paragraphs.", 0.9, ge=0)
+    chapter_head_s: float = _env("AUDIOBOOK_CHAPTER_HEAD_S", "Silence before a chapter.", 0.75, ge=0)
+    chapter_tail_s: float = _env("AUDIOBOOK_CHAPTER_TAIL_S", "Silence after a chapter.", 2.0, ge=0)
+
+    # --- scaler --------------------------------------------------------------------------------------
+    scaler_provider: Literal["local", "runpod"] = _env(
+        "SCALER_PROVIDER", "`local` worker processes on this machine, or `runpod` pods.", "local")
+    scaler_policy: Literal["table", "backlog"] = _env(
+        "SCALER_POLICY", "`table` (step table on pending messages) or `backlog` (seconds of work).", "table")
+    scaler_interval_s: float = _env(
+        "SCALER_INTERVAL_SECONDS", "How often beat runs `audiobook.autoscale`.", 30.0, gt=0)
+    scaler_min_workers: int = _env("SCALER_MIN_WORKERS", "Workers kept warm (1 = no cold starts).", 0, ge=0)
+    scaler_max_workers: int = _env(
+        "SCALER_MAX_WORKERS", "Hard cap on workers the scaler owns, booting and draining included.", 50, ge=0)
+    scaler_max_usd_per_hour: float = _env(
+        "SCALER_MAX_USD_PER_HOUR", "Hard cap on the summed price of owned workers.", 25.0, ge=0)
+    scaler_daily_budget_usd: float | None = _env(
+        "SCALER_DAILY_BUDGET_USD", "Optional USD per UTC day; when spent, scale toward the minimum.", None)
+    scaler_idle_s: float = _env(
+        "SCALER_IDLE_SECONDS", "Scale down only after the queue has been empty this long.", 600.0, ge=0)
+    scaler_max_step: int = _env("SCALER_MAX_STEP", "Most workers added in one tick.", 10, ge=1)
+    scaler_boot_timeout_s: float = _env(
+        "SCALER_BOOT_TIMEOUT_SECONDS", "A worker not up after this long is replaced.", 900.0, gt=0)
+    scaler_boot_s: float = _env(
+        "SCALER_BOOT_SECONDS", "Expected boot time of a worker (used by the backlog policy).", 180.0, ge=0)
+    scaler_target_drain_s: float = _env(
+        "SCALER_TARGET_DRAIN_SECONDS", "Backlog policy: drain the queue within this long.", 900.0, gt=0)
+    scaler_seconds_per_char: float = _env(
+        "SCALER_SECONDS_PER_CHAR", "Backlog policy: GPU seconds per character (measure with bench/).",
+        0.004, gt=0)
+    scaler_dry_run: bool = _env("SCALER_DRY_RUN", "Decide and record, but create or terminate nothing.", False)
+    scaler_orphans: Literal["adopt", "terminate"] = _env(
+        "SCALER_ORPHANS", "What to do with marked workers the scaler does not know.", "adopt")
+    scaler_name_prefix: str = _env(
+        "SCALER_NAME_PREFIX", "Name prefix of the scaler's pods/processes.", "audiobook-gpu", pattern=r"^[a-z0-9-]{1,40}$")
+    scaler_capacity_backoff_s: float = _env(
+        "SCALER_CAPACITY_BACKOFF_SECONDS", "After 'no instances available', skip that GPU type this long.",
+        300.0, ge=0)
+    scaler_history: int = _env("SCALER_HISTORY", "Decision records kept in Redis.", 200, ge=1)
+    scaler_local_dir: str = _env(
+        "SCALER_LOCAL_DIR", "Local provider: where worker pid files and logs live.", "./var/workers")
+    scaler_metrics_port: int | None = _env(
+        "SCALER_METRICS_PORT", "Serve Prometheus metrics on this port from the control worker.", None)
+
+    # --- RunPod --------------------------------------------------------------------------------------
+    runpod_api_key: SecretStr | None = _env("RUNPOD_API_KEY", "RunPod API key (assigned to `runpod.api_key`).", None)
+    runpod_gpu_types: str = _env(
+        "RUNPOD_GPU_TYPES", "GPU types to try, in order, comma-separated.",
+        "NVIDIA RTX A4000,NVIDIA GeForce RTX 3090")
+    runpod_worker_image: str = _env(
+        "RUNPOD_WORKER_IMAGE", "Image of the persistent GPU worker.", "ghcr.io/example/audiobook-worker:latest")
+    runpod_cloud_type: Literal["ALL", "SECURE", "COMMUNITY"] = _env(
+        "RUNPOD_CLOUD_TYPE", "RunPod cloud type for pods.", "SECURE")
+    runpod_container_disk_gb: int = _env("RUNPOD_CONTAINER_DISK_GB", "Container disk per pod.", 20, gt=0)
+    runpod_volume_gb: int = _env("RUNPOD_VOLUME_GB", "Pod volume size (0 = none).", 0, ge=0)
+    runpod_network_volume_id: str | None = _env(
+        "RUNPOD_NETWORK_VOLUME_ID", "Network volume with cached model weights.", None)
+    runpod_worker_broker_url: SecretStr | None = _env(
+        "RUNPOD_WORKER_BROKER_URL", "Broker URL as pods reach it; empty means CELERY_BROKER_URL.", None)
+    runpod_preview_endpoint_id: str | None = _env(
+        "RUNPOD_PREVIEW_ENDPOINT_ID", "Serverless endpoint for previews; empty runs them locally.", None)
+
+    # --- previews ------------------------------------------------------------------------------------
+    preview_max_seconds: float = _env("PREVIEW_MAX_SECONDS", "Longest preview audio.", 30.0, gt=0)
+    preview_seconds_per_char: float = _env(
+        "PREVIEW_SECONDS_PER_CHAR", "Spoken seconds per character, used to cut preview text.", 0.07, gt=0)
+    preview_timeout_s: float = _env("PREVIEW_TIMEOUT_SECONDS", "Serverless call timeout.", 60.0, gt=0)
+    preview_rate_per_minute: int = _env(
+        "PREVIEW_RATE_PER_MINUTE", "Previews one requester may ask for per minute.", 10, ge=1)
+    preview_max_usd_per_hour: float = _env(
+        "PREVIEW_MAX_USD_PER_HOUR", "Cap on serverless spend for previews.", 2.0, ge=0)
+    preview_usd_per_second: float = _env(
+        "PREVIEW_USD_PER_SECOND", "Serverless price per execution second.", 0.00016, ge=0)
+    preview_max_retries: int = _env("PREVIEW_MAX_RETRIES", "Retries of a failed serverless call.", 3, ge=0)
+
+    # --- Flower --------------------------------------------------------------------------------------
+    flower_basic_auth: SecretStr | None = _env(
+        "FLOWER_BASIC_AUTH", "`user:password` for Flower; Flower refuses to start without it.", None)
+
+    @field_validator("broker_url", "result_backend", "runpod_worker_broker_url", "runpod_api_key",
+                     "flower_basic_auth", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("scaler_daily_budget_usd", "runpod_preview_endpoint_id", "runpod_network_volume_id",
+                     "scaler_metrics_port", mode="before")
+    @classmethod
+    def _empty_optional(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> Settings:
+        if self.visibility_timeout_s <= self.chapter_time_limit_s:
+            raise ValueError(
+                "AUDIOBOOK_VISIBILITY_TIMEOUT_S must exceed AUDIOBOOK_CHAPTER_TIME_LIMIT_S, "
+                "or a running chapter is delivered twice")
+        if self.scaler_min_workers > self.scaler_max_workers:
+            raise ValueError("SCALER_MIN_WORKERS must not exceed SCALER_MAX_WORKERS")
+        if self.max_batch_chars < self.max_chunk_chars:
+            raise ValueError("AUDIOBOOK_MAX_BATCH_CHARS must be at least AUDIOBOOK_MAX_CHUNK_CHARS")
+        return self
+
+    # --- derived values -------------------------------------------------------------------------------
+    @property
+    def backend_url(self) -> str:
+        return (self.result_backend or self.broker_url).get_secret_value()
+
+    @property
+    def gpu_types(self) -> list[str]:
+        return [t.strip() for t in self.runpod_gpu_types.split(",") if t.strip()]
+
+    @property
+    def storage_uri(self) -> str:
+        """The storage URL with plain paths made absolute (`file:///...`)."""
+        if "://" in self.storage_url:
+            return self.storage_url
+        return Path(self.storage_url).expanduser().resolve().as_uri()
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings; raises SettingsError naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors())
+        raise SettingsError(f"bad configuration: {problems}") from None
+
+
+def markdown_table() -> str:
+    """The README's configuration table, from the field descriptions."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field in Settings.model_fields.values():
+        name = field.validation_alias.choices[0]  # type: ignore[union-attr]
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        shown = "" if default is None else f"`{default}`"
+        rows.append(f"| `{name}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

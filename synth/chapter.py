@@ -1,0 +1,177 @@
+"""One chapter, end to end: normalise, chunk, batch through the engine, stitch, level, store.
+
+Progress is checkpointed to storage after every batch, and the working audio streams to disk, so a
+killed chapter resumes where it stopped and memory stays flat however long the chapter is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from synth.audio import FORMATS, fade_edges, finalize, silence, trim_silence
+from synth.checkpoint import ChapterState, Checkpoint
+from synth.engines.base import Engine
+from synth.errors import SynthError
+from synth.storage import Storage
+from synth.text.chunk import Chunk, chunk_text, sentence_count
+from synth.text.normalize import normalize
+
+# (done chunks, total chunks, chunk the run resumed from)
+Progress = Callable[[int, int, int], None]
+
+_PEAK_MARGIN_DB = 0.05  # 16-bit rounding must not push the peak over the ceiling
+
+
+class AttemptsExhausted(SynthError):
+    """The chapter was delivered more often than allowed; it keeps killing its worker."""
+
+
+@dataclass(frozen=True)
+class ChapterJob:
+    book_id: str
+    chapter_id: str
+    text: str
+    voice: str | None = None
+    format: str = "wav"
+    title: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Tuning of one chapter run; the task shell builds it from Settings."""
+
+    max_chunk_chars: int = 300
+    max_batch_chars: int = 2400
+    max_batch_size: int = 32
+    target_rms_db: float = -20.0
+    peak_db: float = -3.0
+    sentence_pause_s: float = 0.4
+    paragraph_pause_s: float = 0.9
+    clause_pause_s: float = 0.15
+    head_s: float = 0.75
+    tail_s: float = 2.0
+    max_attempts: int = 3
+
+
+def batches(chunks: list[Chunk], max_chars: int, max_rows: int) -> list[tuple[int, int]]:
+    """Consecutive [start, end) runs sized by total characters; always from 0, so resumes line up."""
+    spans, start, chars = [], 0, 0
+    for i, chunk in enumerate(chunks):
+        size = len(chunk.spoken)
+        if i > start and (chars + size > max_chars or i - start >= max_rows):
+            spans.append((start, i))
+            start, chars = i, 0
+        chars += size
+    if start < len(chunks):
+        spans.append((start, len(chunks)))
+    return spans
+
+
+def content_key(job: ChapterJob, normalized: str, engine: Engine, options: SynthOptions) -> str:
+    """`book/chapter/<hash>`: the same input always lands on the same key, so redelivery overwrites."""
+    identity = json.dumps({"text": normalized, "voice": job.voice, "model": engine.name, "format": job.format,
+                           "seed": job.seed, "options": asdict(options) | {"max_attempts": None}},
+                          sort_keys=True)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
+    return f"{job.book_id}/{job.chapter_id}/{digest}"
+
+
+def _pause_after(chunk: Chunk, last: bool, options: SynthOptions) -> float:
+    if last:
+        return options.tail_s
+    if chunk.paragraph_end:
+        return options.paragraph_pause_s
+    return options.sentence_pause_s if chunk.sentence_end else options.clause_pause_s
+
+
+def _render_batch(engine: Engine, job: ChapterJob, chunks: list[Chunk], span: tuple[int, int],
+                  speakable: list[str], options: SynthOptions) -> Iterator[np.ndarray]:
+    start, end = span
+    seed = None if job.seed is None else job.seed + start
+    waves = engine.synthesize(speakable[start:end], voice=job.voice, seed=seed)
+    if start == 0:
+        yield silence(options.head_s, engine.sample_rate)
+    for offset, wave in enumerate(waves):
+        index = start + offset
+        yield fade_edges(trim_silence(wave, engine.sample_rate), engine.sample_rate)
+        yield silence(_pause_after(chunks[index], index == len(chunks) - 1, options), engine.sample_rate)
+
+
+def synthesize_chapter(job: ChapterJob, engine: Engine, storage: Storage, options: SynthOptions,
+                       on_progress: Progress | None = None) -> dict:
+    """Synthesize `job` into storage and return the result fields (uri, durations, counts)."""
+    started = time.perf_counter()
+    normalized = normalize(job.text)
+    chunks = chunk_text(normalized, options.max_chunk_chars)
+    # Map every chunk to the model's vocabulary before any GPU work: unspeakable text fails fast.
+    speakable = [engine.speakable(c.spoken) for c in chunks]
+    base = content_key(job, normalized, engine, options)
+    key = f"{base}.{job.format}"
+    summary = {"characters": len(job.text), "sentences": sentence_count(chunks), "chunks": len(chunks),
+               "model": engine.name, "voice": engine.resolve_voice(job.voice), "key": key}
+
+    done = storage.get_json(base + ".json")
+    if done is not None and storage.exists(key):
+        return done | {"cached": True}
+
+    checkpoint = Checkpoint(storage, f"{job.book_id}/{job.chapter_id}/.checkpoint/{base.rsplit('/', 1)[1]}")
+    attempts = checkpoint.record_attempt()
+    if attempts > options.max_attempts:
+        checkpoint.clear()
+        raise AttemptsExhausted(f"chapter {job.book_id}/{job.chapter_id} was delivered {attempts} times "
+                                f"(AUDIOBOOK_MAX_ATTEMPTS={options.max_attempts}); giving up")
+    state = checkpoint.load(len(chunks)) or ChapterState(chunks_total=len(chunks))
+    resumed_from = state.next_chunk
+    sample_rate = engine.sample_rate
+
+    with tempfile.TemporaryDirectory(prefix="chapter-") as tmp:
+        work = Path(tmp)
+        raw = work / "chapter.raw.wav"
+        with sf.SoundFile(raw, "w", samplerate=sample_rate, channels=1, format="WAV", subtype="FLOAT") as out:
+            for part in checkpoint.fetch_parts(state, work):
+                for block in sf.blocks(part, blocksize=1 << 16, dtype="float32"):
+                    out.write(block)
+                part.unlink()
+            if on_progress:
+                on_progress(state.next_chunk, len(chunks), resumed_from)
+            for span in batches(chunks, options.max_batch_chars, options.max_batch_size):
+                if span[0] < state.next_chunk:
+                    continue
+                part_file = work / "part.wav"
+                with sf.SoundFile(part_file, "w", samplerate=sample_rate, channels=1, format="WAV",
+                                  subtype="FLOAT") as part:
+                    for block in _render_batch(engine, job, chunks, span, speakable, options):
+                        part.write(block)
+                        out.write(block)
+                        state.stats.add(block)
+                state.next_chunk = span[1]
+                checkpoint.save(state, part_file)
+                if on_progress:
+                    on_progress(state.next_chunk, len(chunks), resumed_from)
+
+        gain = state.stats.gain_for(options.target_rms_db, options.peak_db - _PEAK_MARGIN_DB)
+        final = work / f"chapter.{job.format}"
+        samples = finalize(raw, final, job.format, gain)
+        uri = storage.put_file(key, final, FORMATS[job.format][2])
+
+    peak_db = 20 * np.log10(state.stats.peak * gain) if state.stats.peak else None
+    result = summary | {
+        "uri": uri, "format": job.format, "sample_rate": sample_rate, "samples": samples,
+        "duration_s": round(samples / sample_rate, 3), "synth_seconds": round(time.perf_counter() - started, 3),
+        "resumed_from_chunk": resumed_from, "attempts": attempts,
+        "rms_db": round(state.stats.rms_db() + 20 * np.log10(gain), 2) if state.stats.peak else None,
+        "peak_db": None if peak_db is None else round(float(peak_db), 2), "cached": False,
+    }
+    storage.put_json(base + ".json", result)
+    checkpoint.clear()
+    return result

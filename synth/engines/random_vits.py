@@ -1,0 +1,41 @@
+"""Random-weight VITS checkpoints on disk: the tiny one tests load, and real-size ones for benchmarks.
+
+Nothing can be fetched from a model hub here, so the production loading path is exercised on these.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+# Characters of facebook/mms-tts-eng's vocabulary (lowercase letters, digits are not in it).
+MMS_ENG_CHARS = list(string.ascii_lowercase) + [" ", "'", "-", ",", ".", "?", "!", "_"]
+
+TINY = dict(
+    hidden_size=16, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64, flow_size=16,
+    spectrogram_bins=8, duration_predictor_num_flows=2, duration_predictor_filter_channels=16,
+    prior_encoder_num_flows=2, posterior_encoder_num_wavenet_layers=2, upsample_initial_channel=16,
+    upsample_rates=[8, 2], upsample_kernel_sizes=[16, 4], resblock_kernel_sizes=[3, 7],
+    resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]],
+)
+
+
+def build_random_vits(directory: Path, size: str = "tiny", seed: int = 0, **overrides: object) -> Path:
+    """Write a random VITS model + tokenizer to `directory`; `size` is `tiny` or `mms` (real config)."""
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0} | {ch: i + 1 for i, ch in enumerate(MMS_ENG_CHARS)}
+    vocab_file = directory / "vocab.json"
+    vocab_file.write_text(json.dumps(vocab))
+    tokenizer = VitsTokenizer(str(vocab_file), phonemize=False, add_blank=True, normalize=True)
+    base = TINY if size == "tiny" else {}
+    config = VitsConfig(vocab_size=len(vocab), sampling_rate=16000, **{**base, **overrides})
+    torch.manual_seed(seed)
+    model = VitsModel(config).eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,21 @@
+"""Errors of the synthesis core. Callers catch SynthError; the subclasses say what went wrong."""
+
+
+class SynthError(Exception):
+    """Base of every synthesis error."""
+
+
+class TextError(SynthError):
+    """The text cannot be spoken as given (the message names the character or span)."""
+
+
+class ModelLoadError(SynthError):
+    """The model or its tokenizer could not be loaded from the hub id or directory."""
+
+
+class StorageError(SynthError):
+    """Reading or writing audio in storage failed; keeps the backend's message."""
+
+
+class CheckpointError(SynthError):
+    """A saved checkpoint does not match the chapter it is meant to resume."""

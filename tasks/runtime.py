@@ -1,0 +1,57 @@
+"""Per-process resources of a worker: the engine (loaded once, after fork) and storage."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from celery.signals import celeryd_after_setup, worker_process_init
+
+from settings import QUEUE_GPU, get_settings
+from synth.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    from synth.engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_consumes_gpu_queue = False
+
+
+def get_engine() -> Engine:
+    """The process's engine, loaded on first use. CUDA does not survive fork: never call in a parent."""
+    global _engine
+    with _lock:
+        if _engine is None:
+            from synth.engines import load_engine
+
+            s = get_settings()
+            _engine = load_engine(s.model, s.device)
+            _engine.unknown_chars = s.unknown_chars  # type: ignore[attr-defined]
+            log.info("loaded model %s (pid %d)", _engine.name, os.getpid())
+        return _engine
+
+
+def get_storage() -> Storage:
+    return open_storage(get_settings().storage_uri)
+
+
+@celeryd_after_setup.connect
+def _note_queues(sender: str, instance, **_: object) -> None:  # noqa: ANN001
+    """Remember (in the parent, before fork) whether this worker consumes the GPU queue."""
+    global _consumes_gpu_queue
+    _consumes_gpu_queue = QUEUE_GPU in instance.app.amqp.queues.consume_from
+
+
+@worker_process_init.connect
+def _load_engine_after_fork(**_: object) -> None:
+    """Load the model once per pool process, right after fork, so the first chapter does not pay for it."""
+    if _consumes_gpu_queue:
+        try:
+            get_engine()
+        except Exception:  # a chapter will report the load error to its caller
+            log.exception("model load failed at worker start")
