@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     scaler_orphans: Literal["adopt", "terminate"] = _env(
         "SCALER_ORPHANS", "What to do with marked workers the scaler does not know.", "adopt")
     scaler_name_prefix: str = _env(
-        "SCALER_NAME_PREFIX", "Name prefix of the scaler's pods/processes.", "audiobook-gpu", pattern=r"^[a-z0-9-]{1,40}$")
+        "SCALER_NAME_PREFIX", "Name prefix of the scaler's pods/processes.", "audiobook-gpu",
+        pattern=r"^[a-z0-9-]{1,40}$")
     scaler_capacity_backoff_s: float = _env(
         "SCALER_CAPACITY_BACKOFF_SECONDS", "After 'no instances available', skip that GPU type this long.",
         300.0, ge=0)

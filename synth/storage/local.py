@@ -69,4 +69,12 @@ class LocalStorage(Storage):
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            for parent in path.parents:  # prune directories the delete left empty
+                try:
+                    if parent == self.root or any(parent.iterdir()):
+                        break
+                    parent.rmdir()
+                except OSError:  # a concurrent writer filled or removed it: leave it be
+                    break

@@ -72,8 +72,10 @@ class S3Storage(Storage):
         return True
 
     def list(self, prefix: str) -> list[str]:
-        full = self._key(prefix) if prefix else (self.prefix + "/" if self.prefix else "")
-        strip = len(self.prefix) + 1 if self.prefix else 0
+        if ".." in prefix.split("/"):
+            raise StorageError(f"invalid storage prefix {prefix!r}")
+        root = self.prefix + "/" if self.prefix else ""
+        full, strip = root + prefix, len(root)
         paginator = self.client.get_paginator("list_objects_v2")
         keys: list[str] = []
         try:

@@ -1,0 +1,156 @@
+"""Preview limits shared by every control worker through Redis: a per-requester rate and a spend cap.
+
+The decisions are pure functions of numbers and a clock, tested from tables. The Redis classes only load
+and store their state inside a WATCH transaction, so two workers can never both take the last slot; the
+clock is Redis's own, so workers with skewed clocks still agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+
+from settings import get_settings
+
+SPEND_WINDOW_S = 3600
+_BUCKET_S = 60
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after_s: float = 0.0
+
+
+def rate_verdict(tat: float | None, now: float, per_minute: int) -> tuple[Verdict, float | None]:
+    """GCRA: a burst of `per_minute` at once, then one every 60/per_minute s. Returns (verdict, new tat).
+
+    `tat` is the theoretical arrival time kept per requester; the new value is None when refused
+    (nothing changes).
+    """
+    interval = 60.0 / per_minute
+    tolerance = 60.0 - interval
+    tat = max(tat or now, now)
+    if tat - now > tolerance:
+        return Verdict(False, tat - tolerance - now), None
+    return Verdict(True), tat + interval
+
+
+def spend_in_window(spent: Mapping[int, float], now: float) -> float:
+    """USD spent in the last hour, from per-minute buckets keyed by minute number."""
+    current = int(now // _BUCKET_S)
+    return sum(usd for minute, usd in spent.items() if minute > current - SPEND_WINDOW_S // _BUCKET_S)
+
+
+def spend_verdict(spent: Mapping[int, float], now: float, cap_usd: float, reserve_usd: float) -> Verdict:
+    """May `reserve_usd` more be spent with at most `cap_usd` in any hour? If not, when enough ages out.
+
+    A bucket for minute m leaves the window at (m + 60) minutes. When even an empty window cannot hold
+    `reserve_usd`, retry_after_s is infinite.
+    """
+    current = int(now // _BUCKET_S)
+    live = sorted((m, usd) for m, usd in spent.items() if m > current - SPEND_WINDOW_S // _BUCKET_S)
+    total = sum(usd for _, usd in live)
+    if total + reserve_usd <= cap_usd + 1e-12:
+        return Verdict(True)
+    if reserve_usd > cap_usd:
+        return Verdict(False, math.inf)
+    for minute, usd in live:
+        total -= usd
+        if total + reserve_usd <= cap_usd + 1e-12:
+            return Verdict(False, max(0.0, (minute * _BUCKET_S + SPEND_WINDOW_S) - now))
+    return Verdict(False, SPEND_WINDOW_S)  # unreachable: an empty window holds any reserve <= cap
+
+
+@dataclass(frozen=True)
+class Reservation:
+    minute: int
+    usd: float
+
+
+class RateLimiter:
+    """Per-requester GCRA in Redis, one key per requester that expires when it no longer matters."""
+
+    def __init__(self, client: redis.Redis, per_minute: int, prefix: str = "audiobook:preview:rate:") -> None:
+        self.client = client
+        self.per_minute = per_minute
+        self.prefix = prefix
+
+    def acquire(self, requester: str) -> Verdict:
+        key = self.prefix + requester
+
+        def attempt(pipe: redis.client.Pipeline) -> Verdict:
+            now = _redis_now(pipe)
+            raw = pipe.get(key)
+            verdict, tat = rate_verdict(float(raw) if raw is not None else None, now, self.per_minute)
+            if tat is not None:
+                pipe.multi()
+                pipe.set(key, repr(tat), px=max(1, math.ceil((tat - now) * 1000)))
+            return verdict
+
+        return self.client.transaction(attempt, key, value_from_callable=True)
+
+
+class SpendMeter:
+    """Serverless spend per minute in one Redis hash; the last hour of it is held against the cap.
+
+    A call reserves its worst case before it starts and settles to what RunPod billed afterwards, so
+    concurrent previews cannot overshoot the cap together.
+    """
+
+    def __init__(self, client: redis.Redis, cap_usd_per_hour: float, key: str = "audiobook:preview:spend") -> None:
+        self.client = client
+        self.cap_usd = cap_usd_per_hour
+        self.key = key
+
+    def reserve(self, usd: float) -> Reservation | Verdict:
+        """A Reservation, or the refusing Verdict (with its retry time)."""
+
+        def attempt(pipe: redis.client.Pipeline) -> Reservation | Verdict:
+            now = _redis_now(pipe)
+            spent = {int(m): float(v) for m, v in pipe.hgetall(self.key).items()}
+            verdict = spend_verdict(spent, now, self.cap_usd, usd)
+            if not verdict.allowed:
+                return verdict
+            minute = int(now // _BUCKET_S)
+            stale = [str(m) for m in spent if m <= minute - SPEND_WINDOW_S // _BUCKET_S]
+            pipe.multi()
+            pipe.hincrbyfloat(self.key, str(minute), usd)
+            if stale:
+                pipe.hdel(self.key, *stale)
+            pipe.expire(self.key, 2 * SPEND_WINDOW_S)
+            return Reservation(minute, usd)
+
+        return self.client.transaction(attempt, self.key, value_from_callable=True)
+
+    def settle(self, reservation: Reservation, actual_usd: float) -> None:
+        """Replace a reservation by what was billed (in the reservation's minute)."""
+        self.client.hincrbyfloat(self.key, str(reservation.minute), actual_usd - reservation.usd)
+
+    def spent_last_hour(self) -> float:
+        now = _redis_now(self.client)
+        return spend_in_window({int(m): float(v) for m, v in self.client.hgetall(self.key).items()}, now)
+
+
+def _redis_now(client: redis.Redis | redis.client.Pipeline) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+@functools.cache
+def limits_redis() -> redis.Redis:
+    """The Redis holding preview limits: the result backend's, else the broker's (it must be Redis)."""
+    s = get_settings()
+    for url in (s.backend_url, s.broker_url.get_secret_value()):
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            return redis.Redis.from_url(url)
+    raise RuntimeError("preview limits need Redis: neither CELERY_RESULT_BACKEND nor CELERY_BROKER_URL is Redis")
+
+
+def key_prefix() -> str:
+    """Keys share the broker's `global_keyprefix`, so several deployments can share one Redis."""
+    return get_settings().broker_keyprefix + "audiobook:preview:"
