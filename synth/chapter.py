@@ -28,7 +28,7 @@ from synth.text.normalize import normalize
 # (done chunks, total chunks, chunk the run resumed from)
 Progress = Callable[[int, int, int], None]
 
-_PEAK_MARGIN_DB = 0.05  # 16-bit rounding must not push the peak over the ceiling
+PEAK_MARGIN_DB = 0.05  # 16-bit rounding must not push the peak over the ceiling
 
 
 class AttemptsExhausted(SynthError):
@@ -94,7 +94,7 @@ def _pause_after(chunk: Chunk, last: bool, options: SynthOptions) -> float:
     return options.sentence_pause_s if chunk.sentence_end else options.clause_pause_s
 
 
-def _render_batch(engine: Engine, job: ChapterJob, chunks: list[Chunk], span: tuple[int, int],
+def render_batch(engine: Engine, job: ChapterJob, chunks: list[Chunk], span: tuple[int, int],
                   speakable: list[str], options: SynthOptions) -> Iterator[np.ndarray]:
     start, end = span
     seed = None if job.seed is None else job.seed + start
@@ -150,7 +150,7 @@ def synthesize_chapter(job: ChapterJob, engine: Engine, storage: Storage, option
                 part_file = work / "part.wav"
                 with sf.SoundFile(part_file, "w", samplerate=sample_rate, channels=1, format="WAV",
                                   subtype="FLOAT") as part:
-                    for block in _render_batch(engine, job, chunks, span, speakable, options):
+                    for block in render_batch(engine, job, chunks, span, speakable, options):
                         part.write(block)
                         out.write(block)
                         state.stats.add(block)
@@ -159,7 +159,7 @@ def synthesize_chapter(job: ChapterJob, engine: Engine, storage: Storage, option
                 if on_progress:
                     on_progress(state.next_chunk, len(chunks), resumed_from)
 
-        gain = state.stats.gain_for(options.target_rms_db, options.peak_db - _PEAK_MARGIN_DB)
+        gain = state.stats.gain_for(options.target_rms_db, options.peak_db - PEAK_MARGIN_DB)
         final = work / f"chapter.{job.format}"
         samples = finalize(raw, final, job.format, gain)
         uri = storage.put_file(key, final, FORMATS[job.format][2])

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from synth.audio import FORMATS, LevelStats
-from synth.chapter import _PEAK_MARGIN_DB, ChapterJob, SynthOptions, _render_batch, batches
+from synth.chapter import PEAK_MARGIN_DB, ChapterJob, SynthOptions, batches, render_batch
 from synth.engines.base import Engine
 from synth.text.chunk import chunk_text
 
@@ -34,13 +34,13 @@ def render_clip(engine: Engine, normalized: str, options: SynthOptions, *, voice
     speakable = [engine.speakable(chunk.spoken) for chunk in chunks]
     job = ChapterJob(book_id="clip", chapter_id="clip", text=normalized, voice=voice, seed=seed)
     parts = [block for span in batches(chunks, options.max_batch_chars, options.max_batch_size)
-             for block in _render_batch(engine, job, chunks, span, speakable, options)]
+             for block in render_batch(engine, job, chunks, span, speakable, options)]
     clip = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if max_seconds is not None and clip.size > int(max_seconds * engine.sample_rate):
         clip = _fade_out(clip[: int(max_seconds * engine.sample_rate)], engine.sample_rate)
     stats = LevelStats()
     stats.add(clip)
-    gain = stats.gain_for(options.target_rms_db, options.peak_db - _PEAK_MARGIN_DB)
+    gain = stats.gain_for(options.target_rms_db, options.peak_db - PEAK_MARGIN_DB)
     return np.clip(clip * gain, -1.0, 1.0).astype(np.float32)
 
 

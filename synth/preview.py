@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from synth.errors import TextError
 from synth.text.chunk import Chunk, chunk_text
 from synth.text.normalize import normalize
 
@@ -61,10 +62,13 @@ def fit_text(text: str, max_seconds: float, seconds_per_char: float, max_chunk_c
     budget = char_budget(max_seconds, seconds_per_char)
     head_chars = max(budget * _HEAD_FACTOR, _HEAD_MIN)
     if len(text) > head_chars:
-        fitted = _fit_normalized(normalize(_cut_at_space(text, head_chars)), budget, max_chunk_chars)
-        if fitted.cut:
-            return FittedText(fitted.text, len(text), cut=True)
-        # The whole head fit (it was mostly whitespace or markup): only the full text says where to cut.
+        try:
+            fitted = _fit_normalized(normalize(_cut_at_space(text, head_chars)), budget, max_chunk_chars)
+            if fitted.cut:
+                return FittedText(fitted.text, len(text), cut=True)
+        except TextError:
+            pass
+        # The head was all whitespace or fit whole: only the full text says where to cut.
     fitted = _fit_normalized(normalize(text), budget, max_chunk_chars)
     return FittedText(fitted.text, len(text), fitted.cut)
 

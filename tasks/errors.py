@@ -18,3 +18,7 @@ class PreviewRefused(TaskError):
 
     Exceptions cross the result backend as JSON (type name + args), so they carry only a message.
     """
+
+
+class PreviewFailed(TaskError):
+    """The serverless endpoint gave no preview after its retries; the message keeps the endpoint's words."""

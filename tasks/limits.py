@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
 
 from settings import get_settings
 
+RATE_WINDOW_S = 60.0
 SPEND_WINDOW_S = 3600
 _BUCKET_S = 60
 
@@ -26,18 +28,12 @@ class Verdict:
     retry_after_s: float = 0.0
 
 
-def rate_verdict(tat: float | None, now: float, per_minute: int) -> tuple[Verdict, float | None]:
-    """GCRA: a burst of `per_minute` at once, then one every 60/per_minute s. Returns (verdict, new tat).
-
-    `tat` is the theoretical arrival time kept per requester; the new value is None when refused
-    (nothing changes).
-    """
-    interval = 60.0 / per_minute
-    tolerance = 60.0 - interval
-    tat = max(tat or now, now)
-    if tat - now > tolerance:
-        return Verdict(False, tat - tolerance - now), None
-    return Verdict(True), tat + interval
+def rate_verdict(granted: Sequence[float], now: float, per_minute: int) -> Verdict:
+    """At most `per_minute` grants in any 60 s: `granted` holds the times of earlier grants."""
+    recent = sorted(t for t in granted if t > now - RATE_WINDOW_S)
+    if len(recent) < per_minute:
+        return Verdict(True)
+    return Verdict(False, recent[-per_minute] + RATE_WINDOW_S - now)
 
 
 def spend_in_window(spent: Mapping[int, float], now: float) -> float:
@@ -73,7 +69,7 @@ class Reservation:
 
 
 class RateLimiter:
-    """Per-requester GCRA in Redis, one key per requester that expires when it no longer matters."""
+    """Per-requester sliding window in Redis: a sorted set of grant times that expires with the window."""
 
     def __init__(self, client: redis.Redis, per_minute: int, prefix: str = "audiobook:preview:rate:") -> None:
         self.client = client
@@ -85,11 +81,13 @@ class RateLimiter:
 
         def attempt(pipe: redis.client.Pipeline) -> Verdict:
             now = _redis_now(pipe)
-            raw = pipe.get(key)
-            verdict, tat = rate_verdict(float(raw) if raw is not None else None, now, self.per_minute)
-            if tat is not None:
+            granted = [score for _, score in pipe.zrangebyscore(key, now - RATE_WINDOW_S, "+inf", withscores=True)]
+            verdict = rate_verdict(granted, now, self.per_minute)
+            if verdict.allowed:
                 pipe.multi()
-                pipe.set(key, repr(tat), px=max(1, math.ceil((tat - now) * 1000)))
+                pipe.zremrangebyscore(key, "-inf", now - RATE_WINDOW_S)
+                pipe.zadd(key, {uuid.uuid4().hex: now})
+                pipe.pexpire(key, int(RATE_WINDOW_S * 1000) + 1000)
             return verdict
 
         return self.client.transaction(attempt, key, value_from_callable=True)

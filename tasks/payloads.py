@@ -93,8 +93,15 @@ class BookRequest(Payload):
     title: Label | None = None
     author: Label | None = None
     voice: Voice | None = None
-    format: Literal["wav", "flac"] = "wav"
+    format: Literal["wav", "flac"] | None = Field(
+        None, description="chapter files; unset means flac when a book file is made (lossless input), else wav")
+    output: Literal["m4b", "mp3", "flac", "none"] = Field(
+        "m4b", description="the book file assembled after all chapters: m4b (AAC, chapter marks), mp3, flac, none")
     seed: Seed | None = None
+
+    @property
+    def chapter_format(self) -> Literal["wav", "flac"]:
+        return self.format or ("wav" if self.output == "none" else "flac")
 
     @field_validator("chapters")
     @classmethod
@@ -130,3 +137,23 @@ def validate(schema: type[P], task: str, args: tuple[Any, ...], kwargs: dict[str
         return schema.model_validate(kwargs, context=context)
     except ValidationError as exc:
         raise InvalidPayload(f"{task}: {describe(exc)}") from None
+
+
+class PreviewRequest(Payload):
+    """Keyword arguments of `audiobook.synthesize_preview`; the text may be long, only its head is spoken."""
+
+    text: str
+    requester: Identifier = Field(description="user or service asking; previews are rate-limited per requester")
+    voice: Voice | None = None
+    book_id: Identifier | None = None
+    chapter_id: Identifier | None = None
+    format: Literal["wav", "flac"] = "wav"
+
+    _text = field_validator("text")(_check_text)
+
+    @field_validator("chapter_id")
+    @classmethod
+    def _chapter_needs_book(cls, chapter_id: str | None, info: ValidationInfo) -> str | None:
+        if chapter_id is not None and info.data.get("book_id") is None:
+            raise ValueError("needs book_id")
+        return chapter_id

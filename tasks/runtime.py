@@ -27,8 +27,11 @@ def get_engine() -> Engine:
     global _engine
     with _lock:
         if _engine is None:
+            from transformers.utils import logging as hf_logging
+
             from synth.engines import load_engine
 
+            hf_logging.disable_progress_bar()  # worker logs are line-oriented
             s = get_settings()
             _engine = load_engine(s.model, s.device)
             _engine.unknown_chars = s.unknown_chars  # type: ignore[attr-defined]
