@@ -82,6 +82,18 @@ class Settings(BaseSettings):
     chapter_head_s: float = _env("AUDIOBOOK_CHAPTER_HEAD_S", "Silence before a chapter.", 0.75, ge=0)
     chapter_tail_s: float = _env("AUDIOBOOK_CHAPTER_TAIL_S", "Silence after a chapter.", 2.0, ge=0)
 
+    # --- book outputs --------------------------------------------------------------------------------
+    book_lufs: float = _env(
+        "AUDIOBOOK_BOOK_LUFS", "Integrated loudness (ITU-R BS.1770) every chapter of a book file is brought to, "
+        "so chapters match; a limiter then holds peaks under AUDIOBOOK_PEAK_DB.", -20.0, ge=-40, le=-10)
+    mp3_bitrate_kbps: int = _env(
+        "AUDIOBOOK_MP3_BITRATE", "MP3 bitrate in kbit/s, constant (ACX asks for at least 192).", 192, ge=32, le=320)
+    m4b_bitrate_kbps: int = _env(
+        "AUDIOBOOK_M4B_BITRATE", "AAC bitrate of M4B books in kbit/s (mono speech).", 64, ge=16, le=320)
+    book_sample_rate: int = _env(
+        "AUDIOBOOK_BOOK_SAMPLE_RATE", "Sample rate MP3 and M4B books are resampled to (ACX: 44100); FLAC keeps "
+        "the model's rate.", 44100, ge=8000, le=96000)
+
     # --- scaler --------------------------------------------------------------------------------------
     scaler_provider: Literal["local", "runpod"] = _env(
         "SCALER_PROVIDER", "`local` worker processes on this machine, or `runpod` pods.", "local")
@@ -117,6 +129,9 @@ class Settings(BaseSettings):
     scaler_capacity_backoff_s: float = _env(
         "SCALER_CAPACITY_BACKOFF_SECONDS", "After 'no instances available', skip that GPU type this long.",
         300.0, ge=0)
+    scaler_provider_timeout_s: float = _env(
+        "SCALER_PROVIDER_TIMEOUT_SECONDS", "Longest wait for one provider call; past it the outcome counts as "
+        "unknown (a create keeps its reservation until seen or SCALER_BOOT_TIMEOUT_SECONDS).", 20.0, gt=0)
     scaler_history: int = _env("SCALER_HISTORY", "Decision records kept in Redis.", 200, ge=1)
     scaler_local_dir: str = _env(
         "SCALER_LOCAL_DIR", "Local provider: where worker pid files and logs live.", "./var/workers")

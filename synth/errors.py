@@ -19,3 +19,11 @@ class StorageError(SynthError):
 
 class CheckpointError(SynthError):
     """A saved checkpoint does not match the chapter it is meant to resume."""
+
+
+class IngestError(SynthError):
+    """A book file cannot be read: missing, empty, unreadable or of an unknown kind (the message names it)."""
+
+
+class EncodeError(SynthError):
+    """Assembling or encoding a book file failed; keeps ffmpeg's own message."""

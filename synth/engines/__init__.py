@@ -1,16 +1,28 @@
-"""Engine loading. Model families register here; imports of torch/transformers stay lazy."""
+"""Engine loading. Model families register here; imports of torch/transformers/piper stay lazy."""
 
 from __future__ import annotations
 
+import logging
+
 from synth.engines.base import Engine
 
-__all__ = ["Engine", "load_engine"]
+__all__ = ["Engine", "load_engine", "load_engine_with_fallback", "offline_voice_installed"]
+
+log = logging.getLogger(__name__)
 
 
 def load_engine(model: str, device: str = "auto") -> Engine:
-    """Load the engine for `model` (a hub id or a local directory) on `device` (auto|cpu|cuda)."""
+    """Load the engine for `model` on `device` (auto|cpu|cuda).
+
+    `model` is a hub id or a local directory (transformers), or `piper[:voice]` for the offline Piper voice.
+    """
+    from synth.engines.piper import is_piper_model
     from synth.errors import ModelLoadError
 
+    if is_piper_model(model):
+        from synth.engines.piper import PiperEngine
+
+        return PiperEngine.load(model, device)
     try:
         from transformers import AutoConfig
 
@@ -22,4 +34,35 @@ def load_engine(model: str, device: str = "auto") -> Engine:
         from synth.engines.vits import VitsEngine
 
         return VitsEngine.load(model, device)
-    raise ModelLoadError(f"model {model!r} has type {model_type!r}; supported: vits")
+    raise ModelLoadError(f"model {model!r} has type {model_type!r}; supported: vits, piper")
+
+
+def offline_voice_installed() -> bool:
+    """True when the `offline-voice` extra (piper-tts and its bundled voice) is installed."""
+    from synth.engines.piper import offline_voice_installed as installed
+
+    return installed()
+
+
+def load_engine_with_fallback(model: str | None, device: str = "auto") -> Engine:
+    """The configured model if it loads; else the bundled Piper voice when that extra is installed.
+
+    With neither, the configured model's ModelLoadError is raised. An unset model goes straight to Piper.
+    """
+    from synth.engines.piper import MODEL_PREFIX, offline_voice_installed
+    from synth.errors import ModelLoadError
+
+    if not model:
+        if offline_voice_installed():
+            return load_engine(MODEL_PREFIX, device)
+        raise ModelLoadError("no model configured (AUDIOBOOK_MODEL) and the offline voice is not installed")
+    try:
+        return load_engine(model, device)
+    except ModelLoadError as exc:
+        if not offline_voice_installed():
+            raise
+        log.warning("model %s cannot be loaded (%s); using the offline Piper voice", model, exc)
+        try:
+            return load_engine(MODEL_PREFIX, device)
+        except ModelLoadError:
+            raise exc from None

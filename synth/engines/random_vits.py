@@ -21,8 +21,19 @@ TINY = dict(
 )
 
 
+#: Speech rate the random duration predictor is pinned to: about 14 characters a second, as MMS reads.
+TOKENS_PER_SECOND = 28.0  # add_blank puts a blank token between characters
+
+
 def build_random_vits(directory: Path, size: str = "tiny", seed: int = 0, **overrides: object) -> Path:
-    """Write a random VITS model + tokenizer to `directory`; `size` is `tiny` or `mms` (real config)."""
+    """Write a random VITS model + tokenizer to `directory`; `size` is `tiny` or `mms` (real config).
+
+    Random weights give random durations (a random stochastic duration predictor can ask for minutes of
+    audio per word), so the duration predictor is the deterministic one, pinned to a natural speech rate:
+    compute per output second then matches the real model's, which is what benchmarks need.
+    """
+    import math
+
     import torch
     from transformers import VitsConfig, VitsModel, VitsTokenizer
 
@@ -33,9 +44,14 @@ def build_random_vits(directory: Path, size: str = "tiny", seed: int = 0, **over
     vocab_file.write_text(json.dumps(vocab))
     tokenizer = VitsTokenizer(str(vocab_file), phonemize=False, add_blank=True, normalize=True)
     base = TINY if size == "tiny" else {}
-    config = VitsConfig(vocab_size=len(vocab), sampling_rate=16000, **{**base, **overrides})
+    config = VitsConfig(vocab_size=len(vocab), sampling_rate=16000, use_stochastic_duration_prediction=False,
+                        **{**base, **overrides})
     torch.manual_seed(seed)
     model = VitsModel(config).eval()
+    frames_per_second = config.sampling_rate / math.prod(config.upsample_rates)
+    with torch.no_grad():
+        model.duration_predictor.proj.weight.zero_()
+        model.duration_predictor.proj.bias.fill_(math.log(frames_per_second / TOKENS_PER_SECOND))
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

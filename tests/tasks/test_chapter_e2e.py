@@ -13,6 +13,8 @@ import soundfile as sf
 from celery import Celery
 from celery.result import AsyncResult
 
+from synth.storage import open_storage
+from tasks.bookstatus import book_status
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -70,7 +72,8 @@ def test_bad_payloads_fail_at_once_and_the_worker_survives(start_worker, client_
     assert send_chapter(client_app, **CHAPTER).get(timeout=120)["duration_s"] > 0
 
 
-def test_book_fans_out_to_two_workers_and_writes_a_manifest(start_worker, client_app: Celery) -> None:
+def test_book_fans_out_to_two_workers_and_writes_a_manifest(start_worker, client_app: Celery,
+                                                            audio_dir: Path) -> None:
     start_worker("gpu-long", name="gpu-a")
     start_worker("gpu-long", name="gpu-b")
     start_worker("control", name="control")
@@ -96,6 +99,12 @@ def test_book_fans_out_to_two_workers_and_writes_a_manifest(start_worker, client
     workers = {AsyncResult(i, app=client_app).get(timeout=10)["usage"]["worker"].split("@")[0]
                for i in submitted["chapter_task_ids"]}
     assert workers == {"gpu-a", "gpu-b"}
+
+    status = book_status(client_app, open_storage(audio_dir.as_uri()), "tome")
+    assert status is not None and status.finished and status.assembly_state == "SUCCESS"
+    assert status.counts == {"queued": 0, "running": 0, "done": 3, "failed": 0} and status.fraction == 1.0
+    assert [c.task_id for c in status.chapters] == submitted["chapter_task_ids"]
+    assert book_status(client_app, open_storage(audio_dir.as_uri()), "no-such-book") is None
 
 
 def test_killed_pool_child_resumes_from_its_checkpoint(start_worker, client_app: Celery, audio_dir: Path) -> None:
