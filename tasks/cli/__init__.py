@@ -7,16 +7,23 @@ import importlib
 import sys
 
 # Modules that add sub-commands; each defines register(subparsers) and sets `func` on its parsers.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["tasks.cli.book", "tasks.cli.preview", "tasks.cli.scaler", "tasks.cli.simulate"]
 
 
 class CliError(Exception):
     """A user mistake: printed as one line, exit status 2, never a traceback."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line (and `-h` for the rest), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audiobook", description="Audiobook synthesis on autoscaled GPU workers")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="audiobook", description="Audiobook synthesis on autoscaled GPU workers")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser

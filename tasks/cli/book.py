@@ -1,0 +1,125 @@
+"""`audiobook submit PATH` and `audiobook status BOOK_ID`."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tasks.cli import CliError
+
+OUTPUTS = ("m4b", "mp3", "flac")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    submit = subparsers.add_parser("submit", help="submit a .txt/.md/.epub book for synthesis")
+    submit.add_argument("path", type=Path)
+    submit.add_argument("--title", help="book title (default: from the file)")
+    submit.add_argument("--author")
+    submit.add_argument("--voice")
+    submit.add_argument("--format", default="m4b", help="book file: m4b (default), mp3 or flac")
+    submit.add_argument("--book-id", help="default: derived from the title and the text")
+    submit.add_argument("--marker", help="chapter marker for text files (default: '#' headings)")
+    submit.add_argument("--wait", action="store_true", help="show live progress until the book is done")
+    submit.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a control worker")
+    submit.set_defaults(func=run_submit)
+
+    status = subparsers.add_parser("status", help="per-chapter state, durations and outputs of a book")
+    status.add_argument("book_id")
+    status.set_defaults(func=run_status)
+
+
+def book_id_for(title: str, chapters: list[dict]) -> str:
+    """A readable, stable id: the same book submitted again reuses its finished chapters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "book"
+    digest = hashlib.sha256("\x00".join(c["text"] for c in chapters).encode()).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+def submit_book(path: Path, *, title: str | None = None, author: str | None = None, voice: str | None = None,
+                output: str = "m4b", book_id: str | None = None, marker: str | None = None,
+                timeout: float = 30.0) -> dict:
+    """Read the book, enqueue `audiobook.synthesize_book`, and return its submission result."""
+    from synth.errors import IngestError
+    from tasks import app
+
+    if output not in OUTPUTS:
+        raise CliError(f"unknown format {output!r}; use one of {', '.join(OUTPUTS)}")
+    try:
+        from synth.ingest import read_book
+
+        book = read_book(path, marker=marker)
+    except IngestError as exc:
+        raise CliError(str(exc)) from None
+    chapters = book.chapter_payloads()
+    title = title or book.title or path.stem
+    kwargs = {"book_id": book_id or book_id_for(title, chapters), "title": title, "chapters": chapters,
+              "output": output}
+    kwargs |= {k: v for k, v in {"author": author or book.author, "voice": voice}.items() if v}
+    result = app.send_task("audiobook.synthesize_book", kwargs=kwargs, queue="control")
+    # Poll rather than result.get(): no pub/sub subscription outlives the command.
+    deadline = time.monotonic() + timeout
+    while not result.ready():
+        if time.monotonic() > deadline:
+            raise CliError(f"book {kwargs['book_id']} is queued, but no control worker took it within {timeout:g} s "
+                           "(is `honcho start control beat` running?)")
+        time.sleep(0.2)
+    if result.failed():  # the task's error, e.g. InvalidPayload, in one line
+        raise CliError(f"{type(result.result).__name__}: {result.result}")
+    return result.result
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    submitted = submit_book(args.path, title=args.title, author=args.author, voice=args.voice, output=args.format,
+                            book_id=args.book_id, marker=args.marker, timeout=args.timeout)
+    print(submitted["book_id"])
+    if args.wait:
+        final = follow_book(submitted["book_id"])
+        if final.error:
+            raise CliError(f"book {final.book_id} failed: {final.error}")
+        print((final.result or {}).get("book_uri") or (final.result or {}).get("manifest_uri"))
+    return 0
+
+
+def follow_book(book_id: str, console: Console | None = None, timeout: float | None = None):  # noqa: ANN201
+    from settings import get_settings
+    from tasks import app
+    from tasks.bookstatus import book_status
+    from tasks.progress import follow, pool_snapshot
+    from tasks.runtime import get_storage
+
+    storage = get_storage()
+    return follow(lambda: book_status(app, storage, book_id), pool_snapshot(app, get_settings()),
+                  console=console, timeout=timeout)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from tasks import app
+    from tasks.bookstatus import book_status
+    from tasks.runtime import get_storage
+
+    status = book_status(app, get_storage(), args.book_id)
+    if status is None:
+        raise CliError(f"no book with id {args.book_id!r} was submitted")
+    table = Table(title=f"{status.title or status.book_id} ({status.book_id})")
+    for column in ("chapter", "title", "state", "progress", "audio s", "worker", "output"):
+        table.add_column(column)
+    for chapter in status.chapters:
+        progress = f"{chapter.done}/{chapter.total}" if chapter.total else ""
+        table.add_row(chapter.chapter_id, chapter.title or "", chapter.phase, progress,
+                      f"{chapter.duration_s:.1f}" if chapter.duration_s else "", chapter.worker or "",
+                      chapter.uri or chapter.error or "")
+    console = Console()
+    console.print(table)
+    age = time.time() - status.submitted_at
+    console.print(f"assembly: {status.assembly_state.lower()}   submitted {age:,.0f} s ago")
+    if status.result:
+        console.print(f"book: {status.result.get('book_uri') or '-'}\nmanifest: {status.result.get('manifest_uri')}")
+    if status.error:
+        console.print(f"[red]error: {status.error}[/]")
+    return 1 if status.error else 0
