@@ -67,6 +67,12 @@ class LocalStorage(Storage):
         keys = (p.relative_to(self.root).as_posix() for p in start.rglob("*") if p.is_file())
         return sorted(k for k in keys if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith(".tmp-"))
 
+    def delete_prefix(self, prefix: str) -> None:
+        # A writer killed mid-write leaves a `.tmp-*` file that list() hides; it goes with its prefix.
+        base = self.root / prefix
+        strays = [p.relative_to(self.root).as_posix() for p in base.rglob(".tmp-*")] if base.is_dir() else []
+        self.delete(self.list(prefix) + strays)
+
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             path = self._path(key)

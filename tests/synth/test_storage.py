@@ -80,3 +80,11 @@ def test_s3_errors_keep_the_backend_message(s3_endpoint: str, monkeypatch: pytes
 def test_unsupported_urls(url: str) -> None:
     with pytest.raises(StorageError):
         open_storage(url)
+
+
+def test_local_delete_prefix_takes_writes_killed_midway(tmp_path: Path) -> None:
+    storage = open_storage(str(tmp_path))
+    storage.put_bytes("b/c/.checkpoint/h/state.json", b"{}")
+    (tmp_path / "b/c/.checkpoint/h/.tmp-abc123").write_bytes(b"half a part")  # a SIGKILLed write
+    storage.delete_prefix("b/c/.checkpoint/")
+    assert not (tmp_path / "b/c/.checkpoint").exists() and not (tmp_path / "b").exists()
