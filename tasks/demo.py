@@ -13,40 +13,20 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tasks.processes import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
 POOL_PREFIX = "audiobook-demo"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _say(message: str) -> None:
     print(f"demo: {message}", flush=True)
-
-
-def _stop(proc: subprocess.Popen, grace: float = 30.0) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(grace)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(10)
 
 
 def ensure_redis(url: str, procs: list[subprocess.Popen]) -> str:
@@ -64,7 +44,7 @@ def ensure_redis(url: str, procs: list[subprocess.Popen]) -> str:
     if binary is None:
         sys.exit(f"demo: no Redis answers at {redact_url(url)} and redis-server is not installed; "
                  "install it (apt-get install redis-server) or point CELERY_BROKER_URL at a Redis")
-    port = _free_port()
+    port = free_port()
     data = VAR / "demo" / "redis"
     data.mkdir(parents=True, exist_ok=True)
     procs.append(subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
@@ -115,7 +95,7 @@ def demo_environment(broker: str, model: str, short: bool) -> dict[str, str]:
         "SCALER_INTERVAL_SECONDS": "2" if short else "3", "SCALER_IDLE_SECONDS": "6" if short else "20",
         "SCALER_BOOT_SECONDS": "8", "SCALER_TARGET_DRAIN_SECONDS": "20", "SCALER_SECONDS_PER_CHAR": "0.01",
         "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-        "FLOWER_PORT": str(_free_port()), "FLOWER_ADDRESS": "127.0.0.1",
+        "FLOWER_PORT": str(free_port()), "FLOWER_ADDRESS": "127.0.0.1",
     })
     env.setdefault("AUDIOBOOK_STORAGE_URL", str(VAR / "audio"))
     env.setdefault("SCALER_NAME_PREFIX", POOL_PREFIX)
@@ -232,11 +212,11 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         # honcho first (it stops control, beat and flower), then any worker the scaler left, then Redis.
         for proc in procs:
-            _stop(proc)
+            stop_process_group(proc)
         if procs:
             summary["worker_pids"] = _stop_pool()
         for proc in redis_procs:
-            _stop(proc, grace=5)
+            stop_process_group(proc, grace=5)
         summary["process_pids"] = [p.pid for p in procs + redis_procs]
 
 

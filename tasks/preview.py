@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
-from celery.signals import celeryd_after_setup, worker_process_init
+from celery.signals import worker_process_init
 
 from settings import QUEUE_PREVIEW, Settings, get_settings
 from synth.audio import FORMATS
@@ -31,7 +31,7 @@ from tasks import app
 from tasks.errors import InvalidPayload, PreviewFailed, PreviewRefused
 from tasks.limits import RateLimiter, Reservation, SpendMeter, Verdict, key_prefix, limits_redis
 from tasks.payloads import PreviewRequest, validate
-from tasks.runtime import get_engine, get_storage
+from tasks.runtime import consumes, get_engine, get_storage
 
 if TYPE_CHECKING:
     from tasks.endpoint import Attempt, PreviewEndpoint
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 # Results live in the result backend (Redis): clips up to this size also come back inline, larger by uri.
 INLINE_MAX_BYTES = 256 * 1024
 _CONTRACT = ("format", "sample_rate", "duration_s", "characters")
-_consumes_preview_queue = False
 
 
 def _time_limit(s: Settings) -> float:
@@ -201,16 +200,10 @@ def _endpoint() -> PreviewEndpoint:
                            s.preview_timeout_s, s.preview_max_retries)
 
 
-@celeryd_after_setup.connect
-def _note_queues(sender: str, instance, **_: object) -> None:  # noqa: ANN001
-    global _consumes_preview_queue
-    _consumes_preview_queue = QUEUE_PREVIEW in instance.app.amqp.queues.consume_from
-
-
 @worker_process_init.connect
 def _warm_endpoint(**_: object) -> None:
     """Import runpod (about a second) and open the client at start, not in the first preview."""
-    if _consumes_preview_queue and get_settings().runpod_preview_endpoint_id:
+    if consumes(QUEUE_PREVIEW) and get_settings().runpod_preview_endpoint_id:
         try:
             _endpoint()
         except Exception:  # the first preview reports it

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _engine: Engine | None = None
-_consumes_gpu_queue = False
+_consumed_queues: frozenset[str] = frozenset()
 
 
 def get_engine() -> Engine:
@@ -43,17 +43,22 @@ def get_storage() -> Storage:
     return open_storage(get_settings().storage_uri)
 
 
+def consumes(queue: str) -> bool:
+    """Whether this worker process consumes `queue` (known after worker start-up; False elsewhere)."""
+    return queue in _consumed_queues
+
+
 @celeryd_after_setup.connect
 def _note_queues(sender: str, instance, **_: object) -> None:  # noqa: ANN001
-    """Remember (in the parent, before fork) whether this worker consumes the GPU queue."""
-    global _consumes_gpu_queue
-    _consumes_gpu_queue = QUEUE_GPU in instance.app.amqp.queues.consume_from
+    """Remember (in the parent, before fork) which queues this worker consumes."""
+    global _consumed_queues
+    _consumed_queues = frozenset(instance.app.amqp.queues.consume_from)
 
 
 @worker_process_init.connect
 def _load_engine_after_fork(**_: object) -> None:
     """Load the model once per pool process, right after fork, so the first chapter does not pay for it."""
-    if _consumes_gpu_queue:
+    if consumes(QUEUE_GPU):
         try:
             get_engine()
         except Exception:  # a chapter will report the load error to its caller
