@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     max_batch_chars: int = _env(
         "AUDIOBOOK_MAX_BATCH_CHARS", "Characters per forward pass (batches are sized by total characters).",
         2400, ge=20)
-    max_batch_size: int = _env("AUDIOBOOK_MAX_BATCH_SIZE", "Rows per forward pass at most.", 32, ge=1)
+    max_batch_size: int | None = _env(
+        "AUDIOBOOK_MAX_BATCH_SIZE", "Rows per forward pass at most; empty lets the engine choose (VITS: 32 on "
+        "CUDA, 1 on CPU, where bench/throughput.py measures batches as slower).", None, ge=1)
     unknown_chars: Literal["spell", "fail"] = _env(
         "AUDIOBOOK_UNKNOWN_CHARS", "Characters outside the model's vocabulary: `spell` them by their "
         "Unicode name, or `fail` the chapter. Never dropped.", "spell")
@@ -116,7 +118,7 @@ class Settings(BaseSettings):
     scaler_boot_s: float = _env(
         "SCALER_BOOT_SECONDS", "Expected boot time of a worker (used by the backlog policy).", 180.0, ge=0)
     scaler_target_drain_s: float = _env(
-        "SCALER_TARGET_DRAIN_SECONDS", "Backlog policy: drain the queue within this long.", 900.0, gt=0)
+        "SCALER_TARGET_DRAIN_SECONDS", "Backlog policy: drain the queue within this long.", 600.0, gt=0)
     scaler_seconds_per_char: float = _env(
         "SCALER_SECONDS_PER_CHAR", "Backlog policy: GPU seconds per character (measure with bench/).",
         0.004, gt=0)
@@ -180,6 +182,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @field_validator("scaler_daily_budget_usd", "runpod_preview_endpoint_id", "runpod_network_volume_id",
+                     "max_batch_size",
                      "scaler_metrics_port", mode="before")
     @classmethod
     def _empty_optional(cls, value: object) -> object:
@@ -248,5 +251,16 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def update_readme(path: Path) -> None:
+    """Replace the table under README's "## Configuration" heading with the current one."""
+    text = path.read_text()
+    start = text.index("\n| variable | default | meaning |", text.index("## Configuration"))
+    end = text.index("\n## ", start + 1)
+    path.write_text(text[:start] + "\n" + markdown_table() + "\n" + text[end:])
+
+
 if __name__ == "__main__":
-    sys.stdout.write(markdown_table() + "\n")
+    if sys.argv[1:] == ["--update-readme"]:
+        update_readme(Path(__file__).with_name("README.md"))
+    else:
+        sys.stdout.write(markdown_table() + "\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ def chapter_text(sentences: int) -> str:
     return "\n\n".join(" ".join(parts[i:i + 5]) for i in range(0, len(parts), 5))
 
 
-def throughput(model_dir: Path, device: str, sentences: int, repeats: int) -> dict:
+def throughput(model_dir: Path, device: str, sentences: int, repeats: int, rows: int) -> dict:
     import torch
 
     from synth.chapter import batches
@@ -46,7 +45,7 @@ def throughput(model_dir: Path, device: str, sentences: int, repeats: int) -> di
     engine = load_engine(str(model_dir), device)
     chunks = chunk_text(normalize(chapter_text(sentences)), 300)
     texts = [engine.speakable(c.spoken) for c in chunks]
-    spans = batches(chunks, 2400, 32)
+    spans = batches(chunks, 2400, rows)
 
     def sync() -> None:
         if device == "cuda":
@@ -70,10 +69,18 @@ def throughput(model_dir: Path, device: str, sentences: int, repeats: int) -> di
             audio_s, wall_s = run(groups)
             results[name].append(audio_s / wall_s)
     best = {k: max(v) for k, v in results.items()}
-    return {"device": device, "sentences": len(texts), "batches": len(batched),
+    return {"device": device, "rows_per_batch": rows, "sentences": len(texts), "batches": len(batched),
             "sequential_audio_s_per_s": round(best["sequential"], 2),
             "batched_audio_s_per_s": round(best["batched"], 2),
             "batched_speedup": round(best["batched"] / best["sequential"], 2)}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). ru_maxrss would do, but Linux carries it across exec from the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def rss_child(model_dir: str, sentences: int, device: str) -> None:
@@ -84,14 +91,15 @@ def rss_child(model_dir: str, sentences: int, device: str) -> None:
 
     engine = load_engine(model_dir, device)
     engine.synthesize(["warm up."], seed=0)
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    loaded = peak_rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = synthesize_chapter(ChapterJob("bench", "c", chapter_text(sentences), seed=0), engine,
-                                    open_storage(tmp), SynthOptions())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"sentences": sentences, "audio_s": result["duration_s"], "wall_s": time.perf_counter() - start,
-                      "rss_loaded_mb": loaded / 1024, "rss_peak_mb": peak / 1024}))
+                                    open_storage(tmp), SynthOptions(max_batch_size=engine.batch_rows))
+    peak = peak_rss_mb()
+    print(json.dumps({"sentences": sentences, "audio_s": result["duration_s"],
+                      "wall_s": round(time.perf_counter() - start, 2), "rss_loaded_mb": round(loaded, 1),
+                      "rss_peak_mb": round(peak, 1)}))
 
 
 def main() -> None:
@@ -99,6 +107,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--sentences", type=int, default=48, help="sentences in the throughput text")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rows", type=int, nargs="+", default=[8, 32], help="rows per batched pass to try")
     parser.add_argument("--rss-sentences", type=int, default=15, help="sentences in the short chapter")
     parser.add_argument("--rss-model", default="tiny", choices=["tiny", "mms"],
                         help="model for the memory run (tiny keeps the 20x chapter quick on a CPU)")
@@ -110,12 +119,17 @@ def main() -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as hf_logging
+
     from synth.engines.random_vits import build_random_vits
+
+    hf_logging.disable_progress_bar()
 
     with tempfile.TemporaryDirectory() as tmp:
         mms = build_random_vits(Path(tmp) / "mms", size="mms")
-        report = throughput(mms, args.device, args.sentences, args.repeats)
-        print(json.dumps({"throughput": report}))
+        for rows in args.rows:
+            print(json.dumps({"throughput": throughput(mms, args.device, args.sentences, args.repeats, rows)}),
+                  flush=True)
         rss_dir = mms if args.rss_model == "mms" else build_random_vits(Path(tmp) / "tiny")
         rows = []
         for n in (args.rss_sentences, args.rss_sentences * 20):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -24,6 +25,9 @@ from synth.errors import SynthError
 from synth.storage import Storage
 from synth.text.chunk import Chunk, chunk_text, sentence_count
 from synth.text.normalize import normalize
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 # (done chunks, total chunks, chunk the run resumed from)
 Progress = Callable[[int, int, int], None]
@@ -61,6 +65,15 @@ class SynthOptions:
     head_s: float = 0.75
     tail_s: float = 2.0
     max_attempts: int = 3
+
+    @classmethod
+    def from_settings(cls, s: Settings, engine: Engine | None = None) -> SynthOptions:
+        """The options the settings ask for; rows per pass default to the engine's own preference."""
+        rows = s.max_batch_size or (engine.batch_rows if engine is not None else 1)
+        return cls(max_chunk_chars=s.max_chunk_chars, max_batch_chars=s.max_batch_chars, max_batch_size=rows,
+                   target_rms_db=s.target_rms_db, peak_db=s.peak_db, sentence_pause_s=s.sentence_pause_s,
+                   paragraph_pause_s=s.paragraph_pause_s, head_s=s.chapter_head_s, tail_s=s.chapter_tail_s,
+                   max_attempts=s.max_attempts)
 
 
 def batches(chunks: list[Chunk], max_chars: int, max_rows: int) -> list[tuple[int, int]]:

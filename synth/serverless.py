@@ -21,7 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from settings import Settings, get_settings
@@ -57,12 +57,8 @@ class ClipLimits:
     options: SynthOptions
 
     @classmethod
-    def from_settings(cls, s: Settings) -> ClipLimits:
-        options = SynthOptions(
-            max_chunk_chars=s.max_chunk_chars, max_batch_chars=s.max_batch_chars,
-            max_batch_size=s.max_batch_size, target_rms_db=s.target_rms_db, peak_db=s.peak_db,
-            sentence_pause_s=s.sentence_pause_s, paragraph_pause_s=s.paragraph_pause_s,
-            head_s=CLIP_HEAD_S, tail_s=CLIP_TAIL_S)
+    def from_settings(cls, s: Settings, engine: Engine | None = None) -> ClipLimits:
+        options = replace(SynthOptions.from_settings(s, engine), head_s=CLIP_HEAD_S, tail_s=CLIP_TAIL_S)
         return cls(char_budget(s.preview_max_seconds, s.preview_seconds_per_char), s.preview_max_seconds, options)
 
 
@@ -120,7 +116,8 @@ def make_handler(load_engine: Callable[[], Engine], settings: Callable[[], Setti
     def handler(job: dict[str, Any]) -> dict[str, Any]:
         s = settings()
         try:
-            return run_preview(job.get("input"), load_engine(), ClipLimits.from_settings(s), endpoint_storage(s))
+            engine = load_engine()
+            return run_preview(job.get("input"), engine, ClipLimits.from_settings(s, engine), endpoint_storage(s))
         except (InvalidInput, TextError) as exc:
             return {"error": INVALID_INPUT + str(exc)}
 

@@ -7,6 +7,6 @@ from celery import Celery
 
 app = Celery("audiobook")
 app.config_from_object("celeryconfig")
-app.conf.include = ["tasks.chapter", "tasks.book"]
+app.conf.include = ["tasks.chapter", "tasks.book", "tasks.preview", "tasks.autoscale"]
 
 __all__ = ["app"]

@@ -19,15 +19,6 @@ from tasks.runtime import get_engine, get_storage
 log = logging.getLogger(__name__)
 
 
-def synth_options() -> SynthOptions:
-    s = get_settings()
-    return SynthOptions(
-        max_chunk_chars=s.max_chunk_chars, max_batch_chars=s.max_batch_chars, max_batch_size=s.max_batch_size,
-        target_rms_db=s.target_rms_db, peak_db=s.peak_db, sentence_pause_s=s.sentence_pause_s,
-        paragraph_pause_s=s.paragraph_pause_s, head_s=s.chapter_head_s, tail_s=s.chapter_tail_s,
-        max_attempts=s.max_attempts)
-
-
 @app.task(name="audiobook.synthesize_chapter", bind=True, autoretry_for=(StorageError,), max_retries=5,
           retry_backoff=True, retry_backoff_max=300)
 def synthesize_chapter_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -41,7 +32,9 @@ def synthesize_chapter_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, 
                 "book_id": job.book_id, "chapter_id": job.chapter_id, "done": done, "total": total,
                 "resumed_from": resumed_from, "pid": os.getpid(), "worker": self.request.hostname})
 
-    result = synthesize_chapter(job, get_engine(), get_storage(), synth_options(), progress)
+    engine = get_engine()
+    options = SynthOptions.from_settings(get_settings(), engine)
+    result = synthesize_chapter(job, engine, get_storage(), options, progress)
     compute = 0.0 if result["cached"] else result["synth_seconds"]
     result = result | {
         "book_id": job.book_id, "chapter_id": job.chapter_id, "title": job.title, "metadata": request.metadata,

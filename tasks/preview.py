@@ -141,7 +141,8 @@ def _locally(job_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
     started = time.perf_counter()
     try:
-        output = run_preview(job_input, get_engine(), ClipLimits.from_settings(get_settings()))
+        engine = get_engine()
+        output = run_preview(job_input, engine, ClipLimits.from_settings(get_settings(), engine))
     except InvalidInput as exc:
         raise InvalidPayload(f"audiobook.synthesize_preview: {exc}") from None
     execution_ms = round((time.perf_counter() - started) * 1000)

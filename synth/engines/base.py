@@ -14,6 +14,8 @@ class Engine(ABC):
     #: What results report as `model` (hub id or directory, plus family).
     name: str
     sample_rate: int
+    #: Rows per forward pass this engine does best with, when the settings do not say.
+    batch_rows: int = 1
 
     @abstractmethod
     def speakable(self, text: str) -> str:

@@ -34,7 +34,8 @@ class VitsEngine(Engine):
         self.sample_rate = int(model.config.sampling_rate)
         self.unknown_chars = unknown_chars
         self.vocab = frozenset(k for k in tokenizer.get_vocab() if k not in _SPECIAL and len(k) == 1)
-        self._fixed_noise = (model.noise_scale, model.noise_scale_duration)
+        # On a GPU many rows per pass keep it busy; on a CPU padded batches are slower than one row at a time.
+        self.batch_rows = 32 if model.device.type == "cuda" else 1
 
     @classmethod
     def load(cls, model_id: str, device: str = "auto", unknown_chars: str = "spell") -> VitsEngine:
