@@ -1,0 +1,146 @@
+"""Broker depth of the GPU queue: waiting, in-flight, and (Redis) the characters waiting.
+
+Redis: waiting = sum of LLEN over the queue key and kombu's priority keys (`q`, `q<sep>3`, `<sep>6`,
+`<sep>9`, from the transport's `sep` and `priority_steps`, under `global_keyprefix`); in-flight = entries
+of the `unacked` hash routed to the queue. AMQP: a passive queue_declare's message_count (NOT_FOUND is an
+empty queue); in-flight comes from Celery inspect instead. A failed read raises ObservationError: it is
+never taken as zero.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+from kombu import Connection
+from kombu.exceptions import ChannelError
+
+from scaler.errors import ObservationError
+
+DEFAULT_SEP = "\x06\x16"
+DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
+#: Messages decoded at most per read to count characters; the rest is extrapolated from their mean.
+DEFAULT_SAMPLE = 200
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    waiting: int
+    in_flight: int | None  # None: this broker cannot tell (AMQP); take it from Celery inspect
+    queued_chars: int | None = None  # None: not read or not readable
+
+
+class DepthReader(Protocol):
+    def read(self, with_chars: bool = False) -> QueueDepth: ...
+
+
+def queue_keys(queue: str, transport_options: Mapping[str, Any]) -> list[str]:
+    """Redis keys that hold `queue`'s waiting messages, as kombu names them."""
+    prefix = transport_options.get("global_keyprefix", "") or ""
+    sep = transport_options.get("sep", DEFAULT_SEP)
+    steps = transport_options.get("priority_steps", DEFAULT_PRIORITY_STEPS)
+    return [f"{prefix}{queue}{sep}{step}" if step else f"{prefix}{queue}" for step in steps]
+
+
+def message_text_length(raw: bytes | str) -> int | None:
+    """Length of the `text` kwarg of one kombu Redis message (base64 JSON body), None if it has none."""
+    try:
+        message = json.loads(raw)
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        payload = json.loads(body)
+    except (ValueError, KeyError, TypeError):
+        return None
+    kwargs = payload[1] if isinstance(payload, list) and len(payload) > 1 else (payload or {}).get("kwargs")
+    text = kwargs.get("text") if isinstance(kwargs, dict) else None
+    return len(text) if isinstance(text, str) else None
+
+
+class RedisDepth:
+    """Depth of one queue on a Redis broker, read with redis-py (kombu has no API for `unacked`)."""
+
+    def __init__(self, client: redis.Redis, queue: str, transport_options: Mapping[str, Any] | None = None,
+                 sample: int = DEFAULT_SAMPLE) -> None:
+        options = dict(transport_options or {})
+        self.client = client
+        self.queue = queue
+        self.keys = queue_keys(queue, options)
+        self.unacked_key = (options.get("global_keyprefix", "") or "") + options.get("unacked_key", "unacked")
+        self.sample = sample
+
+    @classmethod
+    def from_url(cls, url: str, queue: str, transport_options: Mapping[str, Any] | None = None) -> RedisDepth:
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, queue, transport_options)
+
+    def read(self, with_chars: bool = False) -> QueueDepth:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in self.keys:
+                pipe.llen(key)
+            pipe.hvals(self.unacked_key)
+            *lengths, unacked = pipe.execute(raise_on_error=True)
+            waiting = sum(int(n) for n in lengths)
+            in_flight = sum(1 for value in unacked if self._routed_here(value))
+            chars = self._queued_chars(lengths, waiting) if with_chars else None
+        except redis.RedisError as exc:
+            raise ObservationError(f"redis depth of {self.queue}: {exc}") from None
+        return QueueDepth(waiting=waiting, in_flight=in_flight, queued_chars=chars)
+
+    def _routed_here(self, value: bytes) -> bool:
+        try:
+            _message, exchange, routing_key = json.loads(value)
+        except (ValueError, TypeError):
+            return True  # unreadable: count it rather than shrink the pool under it
+        return self.queue in (routing_key, exchange)
+
+    def _queued_chars(self, lengths: list[int], waiting: int) -> int:
+        if waiting == 0:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for key, length in zip(self.keys, lengths, strict=True):
+            share = min(length, math.ceil(self.sample * length / waiting))
+            if share:
+                pipe.lrange(key, -share, -1)  # the oldest, next to be taken
+        sampled = [n for batch in pipe.execute(raise_on_error=True) for n in map(message_text_length, batch)]
+        counted = [n for n in sampled if n is not None]
+        if not counted:
+            return 0
+        return round(sum(counted) / len(counted) * waiting)
+
+
+class AmqpDepth:
+    """Depth of one queue on an AMQP broker: a passive declare's message_count (ready messages only)."""
+
+    def __init__(self, url: str, queue: str, connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.queue = queue
+        self.connect_timeout = connect_timeout
+
+    def read(self, with_chars: bool = False) -> QueueDepth:
+        try:
+            with Connection(self.url, connect_timeout=self.connect_timeout) as conn:
+                channel = conn.channel()
+                try:
+                    waiting = channel.queue_declare(queue=self.queue, passive=True).message_count
+                except ChannelError as exc:
+                    if "NOT_FOUND" not in str(exc) and getattr(exc, "code", None) != 404:
+                        raise
+                    waiting = 0  # not declared yet: nothing was ever sent
+        except Exception as exc:  # kombu/amqp raise many types; any of them is a failed read
+            raise ObservationError(f"amqp depth of {self.queue}: {exc}") from None
+        return QueueDepth(waiting=int(waiting), in_flight=None, queued_chars=None)
+
+
+def depth_reader(broker_url: str, queue: str, transport_options: Mapping[str, Any] | None = None) -> DepthReader:
+    """The depth reader for this broker URL."""
+    scheme = broker_url.split("://", 1)[0].lower()
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisDepth.from_url(broker_url, queue, transport_options)
+    return AmqpDepth(broker_url, queue)

@@ -1,0 +1,149 @@
+"""Local worker processes: `celery -A tasks worker -Q gpu-long -c 1` subprocesses on this machine.
+
+Each runs in its own session and is tracked by a pid file under SCALER_LOCAL_DIR, so a restarted scaler
+finds it again; a pid file whose process is gone is forgotten. The price is 0 USD/h.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from scaler.errors import ProviderError
+from scaler.providers.base import MARKER_ENV, Instance, Provider, check_name, worker_argv
+
+GPU_TYPE = "local"
+
+# Popen objects of the workers this process started, so they are reaped (no zombies) when they exit.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks (field 22 of /proc/pid/stat), None if gone or a zombie.
+
+    Kept in the pid file so a recycled pid is never mistaken for the worker.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+class LocalProvider(Provider):
+    """Worker subprocesses with the scaler's environment, so they use the same broker, model and storage."""
+
+    name = "local"
+
+    def __init__(self, directory: str | Path, name_prefix: str, env: Mapping[str, str] | None = None,
+                 cwd: str | Path | None = None, python: str = sys.executable, stop_wait_s: float = 3.0,
+                 kill_after_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+        self.directory = Path(directory).expanduser().resolve()
+        self.name_prefix = check_name(name_prefix)
+        self.env = dict(os.environ if env is None else env) | {MARKER_ENV: name_prefix}
+        self.cwd = str(cwd or os.getcwd())
+        self.python = python
+        self.stop_wait_s = stop_wait_s
+        self.kill_after_s = kill_after_s
+        self.clock = clock
+
+    def gpu_types(self) -> list[str]:
+        return [GPU_TYPE]
+
+    def price(self, gpu_type: str) -> float:
+        return 0.0
+
+    def list_instances(self) -> list[Instance]:
+        found = []
+        for path in sorted(self.directory.glob(f"{self.name_prefix}-*.json")):
+            record = self._read(path)
+            if record is None or not self._alive(record):
+                self._forget(path, record)
+                continue
+            found.append(Instance(id=record["name"], name=record["name"], usd_per_hour=0.0, status="running",
+                                  gpu_type=GPU_TYPE, created_at=record["created_at"]))
+        return found
+
+    def create(self, name: str, gpu_type: str) -> Instance:
+        check_name(name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.directory / f"{name}.log", "ab") as log_file:
+                proc = subprocess.Popen([self.python, "-m", *worker_argv(name)], cwd=self.cwd, env=self.env,
+                                        stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        except OSError as exc:
+            raise ProviderError(f"start worker {name}: {exc}") from None
+        _children[proc.pid] = proc
+        created = self.clock()
+        record = {"name": name, "pid": proc.pid, "start_time": _start_time(proc.pid), "created_at": created,
+                  "marker": self.name_prefix}
+        path = self.directory / f"{name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+        return Instance(id=name, name=name, usd_per_hour=0.0, status="running", gpu_type=GPU_TYPE,
+                        created_at=created)
+
+    def terminate(self, instance_id: str) -> None:
+        """SIGTERM the worker's session (a warm shutdown: it is drained); SIGKILL if still there after
+        `kill_after_s` on a later call."""
+        path = self.directory / f"{check_name(instance_id)}.json"
+        record = self._read(path)
+        if record is None or not self._alive(record):
+            self._forget(path, record)
+            return
+        now = self.clock()
+        first = record.get("terminate_at")
+        sig = signal.SIGKILL if first is not None and now - first >= self.kill_after_s else signal.SIGTERM
+        try:
+            os.killpg(record["pid"], sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:
+            raise ProviderError(f"terminate {instance_id}: {exc}") from None
+        if first is None:
+            path.write_text(json.dumps(record | {"terminate_at": now}))
+        deadline = time.monotonic() + self.stop_wait_s
+        while time.monotonic() < deadline:
+            self._reap(record["pid"])
+            if not self._alive(record):
+                self._forget(path, record)
+                return
+            time.sleep(0.1)
+
+    # --- helpers --------------------------------------------------------------------------------------
+    def _read(self, path: Path) -> dict | None:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("marker") != self.name_prefix or "pid" not in record:
+            return None
+        return record
+
+    def _alive(self, record: dict) -> bool:
+        pid = int(record["pid"])
+        self._reap(pid)
+        started = _start_time(pid)
+        return started is not None and started == record.get("start_time")
+
+    @staticmethod
+    def _reap(pid: int) -> None:
+        proc = _children.get(pid)
+        if proc is not None and proc.poll() is not None:
+            _children.pop(pid, None)
+
+    @staticmethod
+    def _forget(path: Path, record: dict | None) -> None:
+        # No signal here: the pid may already belong to another process.
+        path.unlink(missing_ok=True)

@@ -1,0 +1,194 @@
+"""RunPod pods through the unmodified `runpod` SDK (create_pod, get_pods, terminate_pod, get_gpu).
+
+The SDK pastes every value into GraphQL with f-strings and no escaping, so names, image, env and
+docker args are checked here before anything is sent. `get_pods` echoes each pod's env (secrets
+included): it is read for the marker and dropped, never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from scaler.errors import (
+    CapacityError,
+    InvalidProviderInput,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnavailable,
+)
+from scaler.providers.base import MARKER_ENV, Instance, Provider, call_with_deadline, check_name, worker_argv
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
+_GPU_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_POD_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+_UNSAFE_VALUE = re.compile(r'["\\\x00-\x1f\x7f]')
+# Capacity messages seen from RunPod (runpod-python #314, #297, #168).
+_CAPACITY = ("no longer any instances available", "not enough free gpus", "no instances available")
+# Environment passed from the scaler's environment to every pod.
+PASS_THROUGH_PREFIXES = ("AUDIOBOOK_", "AWS_", "HF_")
+PRICE_TTL_S = 300.0
+
+
+def _import_runpod() -> Any:
+    """`import runpod` calls logging.basicConfig(level=INFO) as a side effect: keep the root logger as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    import runpod
+
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return runpod
+
+
+def check_env(env: Mapping[str, str]) -> dict[str, str]:
+    for key, value in env.items():
+        if not _ENV_KEY.match(key):
+            raise InvalidProviderInput(f"env key {key!r} must match {_ENV_KEY.pattern}")
+        if _UNSAFE_VALUE.search(value):
+            # the value itself may be a secret: name the key only
+            raise InvalidProviderInput(f"env value of {key} holds a quote, backslash or control character")
+    return dict(env)
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
+    if not pattern.match(value) or _UNSAFE_VALUE.search(value):
+        raise InvalidProviderInput(f"{what} {value!r} must match {pattern.pattern}")
+    return value
+
+
+class RunPodProvider(Provider):
+    """Persistent GPU pods, each running `celery -A tasks worker -Q gpu-long -c 1`."""
+
+    name = "runpod"
+
+    def __init__(self, *, api_key: str, gpu_types: list[str], image: str, name_prefix: str,
+                 env: Mapping[str, str], cloud_type: str = "SECURE", container_disk_gb: int = 20,
+                 volume_gb: int = 0, network_volume_id: str | None = None, timeout_s: float = 20.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not api_key:
+            raise ProviderAuthError("RUNPOD_API_KEY is not set")
+        self._runpod = _import_runpod()
+        self._runpod.api_key = api_key  # the SDK never reads RUNPOD_API_KEY itself
+        self._gpu_types = [_check(_GPU_TYPE, t, "GPU type") for t in gpu_types]
+        self.image = _check(_IMAGE, image, "image")
+        self.name_prefix = check_name(name_prefix)
+        if cloud_type not in ("ALL", "SECURE", "COMMUNITY"):
+            raise InvalidProviderInput(f"cloud type {cloud_type!r} must be ALL, SECURE or COMMUNITY")
+        self.cloud_type = cloud_type
+        self.container_disk_gb = int(container_disk_gb)
+        self.volume_gb = int(volume_gb)
+        self.network_volume_id = (_check(_POD_ID, network_volume_id, "network volume id")
+                                  if network_volume_id else None)
+        self.env = check_env(dict(env) | {MARKER_ENV: name_prefix})
+        self._secrets = sorted({v for v in self.env.values() if len(v) >= 6} | {api_key}, key=len, reverse=True)
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self._prices: dict[str, tuple[float, float]] = {}
+
+    # --- the interface ----------------------------------------------------------------------------------
+    def gpu_types(self) -> list[str]:
+        return list(self._gpu_types)
+
+    def price(self, gpu_type: str) -> float:
+        cached = self._prices.get(gpu_type)
+        now = self.clock()
+        if cached and now - cached[1] < PRICE_TTL_S:
+            return cached[0]
+        gpu = self._call(lambda: self._runpod.get_gpu(_check(_GPU_TYPE, gpu_type, "GPU type")), "get_gpu")
+        prices = {"SECURE": [gpu.get("securePrice")], "COMMUNITY": [gpu.get("communityPrice")],
+                  "ALL": [gpu.get("securePrice"), gpu.get("communityPrice")]}[self.cloud_type]
+        known = [float(p) for p in prices if p]
+        if not known:
+            raise ProviderError(f"get_gpu: no {self.cloud_type} price for {gpu_type}")
+        price = max(known)  # ALL may land on either cloud: plan with the dearer
+        self._prices[gpu_type] = (price, now)
+        return price
+
+    def list_instances(self) -> list[Instance]:
+        pods = self._call(self._runpod.get_pods, "get_pods") or []
+        marker = f"{MARKER_ENV}={self.name_prefix}"
+        found = []
+        for pod in pods:
+            name = pod.get("name") or ""
+            if not name.startswith(self.name_prefix + "-") or marker not in (pod.get("env") or []):
+                continue
+            found.append(self._instance(pod))
+        return found
+
+    def create(self, name: str, gpu_type: str) -> Instance:
+        check_name(name)
+        _check(_GPU_TYPE, gpu_type, "GPU type")
+        docker_args = " ".join(worker_argv(name))
+        if _UNSAFE_VALUE.search(docker_args):
+            raise InvalidProviderInput("docker args hold a quote, backslash or control character")
+        pod = self._call(lambda: self._runpod.create_pod(
+            name=name, image_name=self.image, gpu_type_id=gpu_type, cloud_type=self.cloud_type, gpu_count=1,
+            support_public_ip=False, start_ssh=False, volume_in_gb=self.volume_gb,
+            container_disk_in_gb=self.container_disk_gb, docker_args=docker_args, env=self.env,
+            network_volume_id=self.network_volume_id), "create_pod")
+        if not pod or not pod.get("id"):
+            raise ProviderUnavailable("create_pod: answer without a pod id")
+        pod_id = _check(_POD_ID, str(pod["id"]), "pod id")
+        return Instance(id=pod_id, name=name, usd_per_hour=self._prices.get(gpu_type, (0.0, 0.0))[0],
+                        status="starting", gpu_type=gpu_type, created_at=self.clock())
+
+    def terminate(self, instance_id: str) -> None:
+        pod_id = _check(_POD_ID, instance_id, "pod id")
+        self._call(lambda: self._runpod.terminate_pod(pod_id), "terminate_pod")
+
+    # --- helpers --------------------------------------------------------------------------------------
+    def _instance(self, pod: dict[str, Any]) -> Instance:
+        desired = pod.get("desiredStatus")
+        if desired in ("EXITED", "TERMINATED"):
+            status = "exited"
+        elif pod.get("runtime"):
+            status = "running"
+        else:
+            status = "starting"
+        uptime = pod.get("uptimeSeconds")
+        created = self.clock() - float(uptime) if status == "running" and uptime else None
+        machine = pod.get("machine") or {}
+        return Instance(id=_check(_POD_ID, str(pod["id"]), "pod id"), name=pod["name"],
+                        usd_per_hour=float(pod.get("costPerHr") or 0.0), status=status,  # type: ignore[arg-type]
+                        gpu_type=machine.get("gpuDisplayName") or "", created_at=created)
+
+    def _scrub(self, message: str) -> str:
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return message[:500]
+
+    def _call(self, call: Callable[[], T], what: str) -> T:
+        """One SDK call under the deadline, its errors mapped onto scaler.errors (secrets scrubbed)."""
+        error = self._runpod.error
+        try:
+            return call_with_deadline(call, self.timeout_s, what)
+        except ProviderError:
+            raise
+        except error.AuthenticationError as exc:
+            raise ProviderAuthError(f"{what}: {self._scrub(str(exc))}") from None
+        except error.QueryError as exc:  # exc.query holds the env: never shown
+            message = self._scrub(str(exc))
+            if any(mark in message.lower() for mark in _CAPACITY):
+                raise CapacityError(f"{what}: {message}") from None
+            raise ProviderUnavailable(f"{what}: {message}") from None
+        except ValueError as exc:  # a non-JSON answer (a 5xx page) or get_gpu's "No GPU found"
+            raise ProviderUnavailable(f"{what}: {type(exc).__name__}: {self._scrub(str(exc))}") from None
+        except OSError as exc:  # requests' ConnectionError and Timeout
+            raise ProviderUnavailable(f"{what}: {type(exc).__name__}: {self._scrub(str(exc))}") from None
+
+
+def pod_env_from_settings(settings: Any, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The environment each pod gets: the broker as pods reach it, and AUDIOBOOK_/AWS_/HF_ variables."""
+    broker = (settings.runpod_worker_broker_url or settings.broker_url).get_secret_value()
+    backend = settings.result_backend.get_secret_value() if settings.result_backend else broker
+    env = {k: v for k, v in environ.items() if k.startswith(PASS_THROUGH_PREFIXES)}
+    return env | {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": backend}

@@ -1,0 +1,449 @@
+"""A loopback fake of RunPod's GraphQL API, for the unmodified `runpod` SDK (via RUNPOD_API_BASE_URL).
+
+It parses the query strings the SDK really sends (runpod/api/queries and mutations, v1.12): gpuTypes
+(all, and by id with prices), myself{pods}, myself{networkVolumes}, pod(input), podFindAndDeployOnDemand,
+podTerminate, podStop. Pods have no runtime (booting) until `boot_s` after creation, then RUNNING; costPerHr
+comes from the GPU type and cloud type. A wrong Bearer key gets HTTP 401.
+
+Faults are injected one by one (`inject`) or at random (`random_faults`): HTTP 500 with an HTML body,
+HTTP 503 with GraphQL errors, slow and hung answers, 401, the capacity QueryError, and `after500` (the
+mutation happens, the answer is lost). `on_create`/`on_terminate` hooks let a test run real workers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+CAPACITY_MESSAGE = ("There are no longer any instances available with the requested specifications. "
+                    "Please refresh and try again.")
+FAULT_KINDS = ("http500", "http503", "slow", "hang", "unauthorized", "after500", "capacity")
+
+
+@dataclass(frozen=True)
+class FakeGpu:
+    id: str
+    display_name: str
+    memory_gb: int
+    secure_price: float
+    community_price: float
+
+
+DEFAULT_GPUS = (
+    FakeGpu("NVIDIA RTX A4000", "RTX A4000", 16, 0.34, 0.24),
+    FakeGpu("NVIDIA GeForce RTX 3090", "RTX 3090", 24, 0.43, 0.22),
+    FakeGpu("NVIDIA A100 80GB PCIe", "A100 80GB", 80, 1.89, 1.19),
+)
+
+
+@dataclass
+class FakePod:
+    id: str
+    name: str
+    image_name: str
+    gpu: FakeGpu
+    cloud_type: str
+    env: dict[str, str]
+    docker_args: str
+    cost_per_hr: float
+    created_at: float
+    container_disk_gb: int = 10
+    volume_gb: int = 0
+    desired_status: str = "RUNNING"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, now: float, boot_s: float) -> dict[str, Any]:
+        up = self.desired_status == "RUNNING" and now - self.created_at >= boot_s
+        return {
+            "id": self.id, "containerDiskInGb": self.container_disk_gb, "costPerHr": self.cost_per_hr,
+            "desiredStatus": self.desired_status, "dockerArgs": self.docker_args, "dockerId": None,
+            "env": [f"{k}={v}" for k, v in self.env.items()], "gpuCount": 1, "imageName": self.image_name,
+            "lastStatusChange": f"Rented by User: {time.ctime(self.created_at)}", "machineId": f"m-{self.id}",
+            "memoryInGb": 31, "name": self.name, "podType": "RESERVED", "port": None, "ports": "",
+            "uptimeSeconds": int(now - self.created_at - boot_s) if up else 0, "vcpuCount": 4,
+            "volumeInGb": self.volume_gb, "volumeMountPath": "/runpod-volume",
+            "runtime": {"ports": []} if up else None,
+            "machine": {"gpuDisplayName": self.gpu.display_name},
+        }
+
+
+@dataclass
+class _Fault:
+    kind: str
+    operation: str | None
+    times: int
+    delay_s: float
+
+
+class GraphQLSyntaxError(ValueError):
+    pass
+
+
+# --- a small parser for the GraphQL input values the SDK writes ----------------------------------------
+_TOKEN = re.compile(r'\s*(?:(?P<punct>[{}\[\]:,()])|(?P<string>"(?:[^"\\\n]|\\.)*")|(?P<number>-?\d+(?:\.\d+)?)'
+                    r'|(?P<name>[_A-Za-z][_0-9A-Za-z]*))')
+
+
+def _tokens(text: str) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        match = _TOKEN.match(text, pos)
+        if not match:
+            raise GraphQLSyntaxError(f"Syntax Error: Unexpected character {text[pos:].strip()[:1]!r}.")
+        pos = match.end()
+        kind = match.lastgroup
+        value = match.group(kind)  # type: ignore[arg-type]
+        if kind == "string":
+            value = json.loads(value)  # GraphQL string escapes are JSON's
+        out.append((kind, value))  # type: ignore[arg-type]
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.pos = 0
+
+    def peek(self) -> tuple[str, Any]:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else ("eof", None)
+
+    def take(self, punct: str | None = None) -> tuple[str, Any]:
+        token = self.peek()
+        if punct is not None and token != ("punct", punct):
+            raise GraphQLSyntaxError(f"Syntax Error: Expected {punct!r}, found {token[1]!r}.")
+        self.pos += 1
+        return token
+
+    def value(self) -> Any:
+        kind, value = self.peek()
+        if (kind, value) == ("punct", "{"):
+            self.take("{")
+            obj: dict[str, Any] = {}
+            while self.peek() != ("punct", "}"):
+                key_kind, key = self.take()
+                if key_kind != "name":
+                    raise GraphQLSyntaxError(f"Syntax Error: Expected Name, found {key!r}.")
+                self.take(":")
+                obj[key] = self.value()
+                if self.peek() == ("punct", ","):
+                    self.take(",")
+            self.take("}")
+            return obj
+        if (kind, value) == ("punct", "["):
+            self.take("[")
+            items = []
+            while self.peek() != ("punct", "]"):
+                items.append(self.value())
+                if self.peek() == ("punct", ","):
+                    self.take(",")
+            self.take("]")
+            return items
+        self.take()
+        if kind == "string":
+            return value
+        if kind == "number":
+            return float(value) if "." in value else int(value)
+        if kind == "name":
+            return {"true": True, "false": False, "null": None}.get(value, value)
+        raise GraphQLSyntaxError(f"Syntax Error: Unexpected {value!r}.")
+
+
+def parse_input(query: str, field_name: str) -> dict[str, Any]:
+    """The `input: {...}` object of `field_name(...)` in `query`, parsed as GraphQL input values."""
+    match = re.search(rf"\b{field_name}\s*\(\s*input\s*:", query)
+    if not match:
+        raise GraphQLSyntaxError(f"Syntax Error: {field_name} without input.")
+    parser = _Parser(query[match.end():])
+    value = parser.value()
+    parser.take(")")
+    if not isinstance(value, dict):
+        raise GraphQLSyntaxError("Syntax Error: input must be an object.")
+    return value
+
+
+_OPERATIONS = (
+    ("create", re.compile(r"\bpodFindAndDeployOnDemand\s*\(")),
+    ("terminate", re.compile(r"\bpodTerminate\s*\(")),
+    ("stop", re.compile(r"\bpodStop\s*\(")),
+    ("pod", re.compile(r"\bpod\s*\(\s*input")),
+    ("pods", re.compile(r"\bmyself\s*\{\s*pods\b")),
+    ("user", re.compile(r"\bmyself\s*\{")),
+    ("gpu", re.compile(r"\bgpuTypes\s*\(\s*input")),
+    ("gpus", re.compile(r"\bgpuTypes\s*\{")),
+)
+
+
+class FakeRunPod:
+    """The fake API server. Use as a context manager; point RUNPOD_API_BASE_URL at `.url`."""
+
+    def __init__(self, api_key: str = "fake-runpod-key", gpus: tuple[FakeGpu, ...] = DEFAULT_GPUS,
+                 boot_s: float = 0.5, hang_s: float = 5.0, slow_s: float = 0.3) -> None:
+        self.api_key = api_key
+        self.gpus = {g.id: g for g in gpus}
+        self.boot_s = boot_s
+        self.hang_s = hang_s
+        self.slow_s = slow_s
+        self.pods: dict[str, FakePod] = {}
+        self.calls: Counter[str] = Counter()
+        self.faults_injected: Counter[str] = Counter()
+        self.queries: list[str] = []
+        self.on_create: Callable[[FakePod], None] | None = None
+        self.on_terminate: Callable[[FakePod], None] | None = None
+        self._capacity: dict[str, int | None] = {}
+        self._faults: list[_Fault] = []
+        self._random: tuple[random.Random, float, tuple[str, ...]] | None = None
+        self._lock = threading.RLock()
+        self._release = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeRunPod:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                fake._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-runpod", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeRunPod:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- test controls ------------------------------------------------------------------------------
+    def inject(self, kind: str, operation: str | None = None, times: int = 1, delay_s: float | None = None) -> None:
+        """The next `times` requests of `operation` (any if None) get fault `kind` (see FAULT_KINDS)."""
+        assert kind in FAULT_KINDS, kind
+        delay = delay_s if delay_s is not None else (self.hang_s if kind == "hang" else self.slow_s)
+        with self._lock:
+            self._faults.append(_Fault(kind, operation, times, delay))
+
+    def random_faults(self, rng: random.Random | None, rate: float = 0.0,
+                      kinds: tuple[str, ...] = FAULT_KINDS) -> None:
+        """Each request gets a random fault of `kinds` with probability `rate`; None turns it off."""
+        with self._lock:
+            self._random = None if rng is None else (rng, rate, kinds)
+
+    def set_capacity(self, gpu_type: str, available: int | None) -> None:
+        """How many more pods of `gpu_type` can be created (None: unlimited; 0: the capacity error)."""
+        with self._lock:
+            self._capacity[gpu_type] = available
+
+    def add_pod(self, name: str, env: dict[str, str], gpu_type: str = "NVIDIA RTX A4000",
+                cloud_type: str = "SECURE", created_at: float | None = None) -> FakePod:
+        """A pod created behind the scaler's back (an orphan, or someone else's)."""
+        with self._lock:
+            pod = self._new_pod(name, "img", self.gpus[gpu_type], cloud_type, env, "", created_at)
+        return pod
+
+    def live_pods(self) -> list[FakePod]:
+        with self._lock:
+            return list(self.pods.values())
+
+    def running_pods(self) -> list[FakePod]:
+        now = time.time()
+        return [p for p in self.live_pods() if p.to_json(now, self.boot_s)["runtime"] is not None]
+
+    # --- the server -----------------------------------------------------------------------------------
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length)
+        if request.path != "/graphql":
+            return self._send(request, 404, {"errors": [{"message": "Not found"}]})
+        try:
+            query = json.loads(body)["query"]
+        except (ValueError, KeyError, TypeError):
+            return self._send(request, 400, {"errors": [{"message": "Must provide query string."}]})
+        operation = next((name for name, pattern in _OPERATIONS if pattern.search(query)), "unknown")
+        with self._lock:
+            self.calls[operation] += 1
+            self.queries.append(query)
+            del self.queries[:-200]
+            fault = self._take_fault(operation)
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._send(request, 401, {"error": "Unauthorized"})
+        if fault is not None:
+            kind = fault.kind
+            if kind == "unauthorized":
+                return self._send(request, 401, {"error": "Unauthorized"})
+            if kind == "http500":
+                return self._send_raw(request, 500, b"<html><body>500 Internal Server Error</body></html>",
+                                      "text/html")
+            if kind == "http503":
+                return self._send(request, 503, {"errors": [{"message": "Service Unavailable"}]})
+            if kind in ("slow", "hang"):
+                self._release.wait(fault.delay_s)
+            if kind == "capacity":
+                return self._send(request, 200, {"errors": [{"message": CAPACITY_MESSAGE}], "data": None})
+        try:
+            status, answer = self._answer(operation, query)
+        except GraphQLSyntaxError as exc:
+            status, answer = 400, {"errors": [{"message": str(exc)}]}
+        if fault is not None and fault.kind == "after500":
+            return self._send_raw(request, 500, b"upstream timed out", "text/plain")
+        self._send(request, status, answer)
+
+    def _take_fault(self, operation: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.operation in (None, operation) and fault.times > 0:
+                fault.times -= 1
+                if fault.times == 0:
+                    self._faults.remove(fault)
+                return self._count(fault)
+        if self._random is not None:
+            rng, rate, kinds = self._random
+            if rng.random() < rate:
+                usable = [k for k in kinds if k != "capacity" or operation == "create"]
+                kind = rng.choice(usable)
+                delay = rng.uniform(0.1, self.hang_s) if kind == "hang" else self.slow_s
+                return self._count(_Fault(kind, operation, 1, delay))
+        return None
+
+    def _count(self, fault: _Fault) -> _Fault:
+        self.faults_injected[fault.kind] += 1
+        return fault
+
+    def _answer(self, operation: str, query: str) -> tuple[int, dict[str, Any]]:
+        now = time.time()
+        with self._lock:
+            if operation == "gpus":
+                types = [{"id": g.id, "displayName": g.display_name, "memoryInGb": g.memory_gb}
+                         for g in self.gpus.values()]
+                return 200, {"data": {"gpuTypes": types}}
+            if operation == "gpu":
+                gpu_id = parse_input(query, "gpuTypes").get("id")
+                gpu = self.gpus.get(gpu_id)  # type: ignore[arg-type]
+                return 200, {"data": {"gpuTypes": [self._gpu_json(gpu)] if gpu else []}}
+            if operation == "pods":
+                return 200, {"data": {"myself": {"pods": [p.to_json(now, self.boot_s) for p in self.pods.values()]}}}
+            if operation == "user":
+                return 200, {"data": {"myself": {"id": "user-1", "pubKey": "", "networkVolumes": []}}}
+            if operation == "pod":
+                pod = self.pods.get(parse_input(query, "pod").get("podId"))  # type: ignore[arg-type]
+                return 200, {"data": {"pod": pod.to_json(now, self.boot_s) if pod else None}}
+            if operation == "create":
+                return self._create(parse_input(query, "podFindAndDeployOnDemand"))
+            if operation == "terminate":
+                pod = self.pods.pop(parse_input(query, "podTerminate").get("podId"), None)  # type: ignore[arg-type]
+                if pod is None:
+                    return 200, {"errors": [{"message": "Pod not found"}], "data": {"podTerminate": None}}
+                if self.on_terminate:
+                    self.on_terminate(pod)
+                return 200, {"data": {"podTerminate": None}}
+            if operation == "stop":
+                pod = self.pods.get(parse_input(query, "podStop").get("podId"))  # type: ignore[arg-type]
+                if pod is None:
+                    return 200, {"errors": [{"message": "Pod not found"}], "data": None}
+                pod.desired_status = "EXITED"
+                return 200, {"data": {"podStop": {"id": pod.id, "desiredStatus": "EXITED"}}}
+        return 400, {"errors": [{"message": "Cannot query: unknown operation"}]}
+
+    def _create(self, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        for required in ("name", "imageName", "gpuTypeId", "cloudType"):
+            if required not in spec:
+                return 400, {"errors": [{"message": f"Field {required} of PodFindAndDeployOnDemandInput is required"}]}
+        gpu = self.gpus.get(spec["gpuTypeId"])
+        if gpu is None:
+            return 200, {"errors": [{"message": "GPU type not found"}], "data": None}
+        if spec["cloudType"] not in ("ALL", "SECURE", "COMMUNITY"):
+            return 400, {"errors": [{"message": f"Value {spec['cloudType']!r} does not exist in CloudTypeEnum"}]}
+        available = self._capacity.get(gpu.id)
+        if available is not None:
+            if available <= 0:
+                return 200, {"errors": [{"message": CAPACITY_MESSAGE}], "data": {"podFindAndDeployOnDemand": None}}
+            self._capacity[gpu.id] = available - 1
+        env = {item["key"]: item["value"] for item in spec.get("env") or []}
+        pod = self._new_pod(spec["name"], spec["imageName"], gpu, spec["cloudType"], env,
+                            spec.get("dockerArgs") or "", None, spec.get("containerDiskInGb") or 10,
+                            spec.get("volumeInGb") or 0)
+        pod.extra = {k: v for k, v in spec.items() if k not in ("env",)}
+        if self.on_create:
+            self.on_create(pod)
+        return 200, {"data": {"podFindAndDeployOnDemand": {
+            "id": pod.id, "imageName": pod.image_name, "env": [f"{k}={v}" for k, v in env.items()],
+            "machineId": f"m-{pod.id}", "machine": {"podHostId": f"{pod.id}-host"}}}}
+
+    def _new_pod(self, name: str, image: str, gpu: FakeGpu, cloud_type: str, env: dict[str, str],
+                 docker_args: str, created_at: float | None, disk: int = 10, volume: int = 0) -> FakePod:
+        price = gpu.community_price if cloud_type == "COMMUNITY" else gpu.secure_price
+        pod = FakePod(id=secrets.token_hex(7), name=name, image_name=image, gpu=gpu, cloud_type=cloud_type,
+                      env=env, docker_args=docker_args, cost_per_hr=price,
+                      created_at=time.time() if created_at is None else created_at,
+                      container_disk_gb=disk, volume_gb=volume)
+        self.pods[pod.id] = pod
+        return pod
+
+    @staticmethod
+    def _gpu_json(gpu: FakeGpu) -> dict[str, Any]:
+        return {
+            "maxGpuCount": 8, "id": gpu.id, "displayName": gpu.display_name, "manufacturer": "Nvidia",
+            "memoryInGb": gpu.memory_gb, "cudaCores": 0, "secureCloud": True, "communityCloud": True,
+            "securePrice": gpu.secure_price, "communityPrice": gpu.community_price,
+            "oneMonthPrice": None, "threeMonthPrice": None, "oneWeekPrice": None,
+            "communitySpotPrice": round(gpu.community_price / 2, 3), "secureSpotPrice": round(gpu.secure_price / 2, 3),
+            "lowestPrice": {"minimumBidPrice": round(gpu.community_price / 2, 3),
+                            "uninterruptablePrice": gpu.community_price},
+        }
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+        FakeRunPod._send_raw(request, status, json.dumps(payload).encode(), "application/json")
+
+    @staticmethod
+    def _send_raw(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", content_type)
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a hung answer past its timeout)
+
+
+@contextmanager
+def running_fake(**kwargs: Any) -> Iterator[FakeRunPod]:
+    fake = FakeRunPod(**kwargs).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

@@ -1,0 +1,73 @@
+"""The local provider: real `celery -A tasks worker` subprocesses tracked by pid files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from scaler.providers.base import MARKER_ENV
+from scaler.providers.local import LocalProvider
+from scaler.workers import inspect_workers
+from tests.support.processes import ROOT, wait_for
+
+
+def _answering(app, names: set[str]) -> bool:
+    found = {node.split("@")[0] for node in inspect_workers(app, "gpu-long", 0.5)}
+    return {f"gpu-{n}" for n in names} <= found
+
+
+@pytest.mark.slow
+def test_local_workers_are_tracked_found_again_and_forgotten(worker_env, client_app) -> None:
+    directory = Path(worker_env["SCALER_LOCAL_DIR"])
+    provider = LocalProvider(directory, "test-local", env=worker_env, cwd=ROOT, stop_wait_s=20)
+    first = provider.create("test-local-aaaa", "local")
+    second = provider.create("test-local-bbbb", "local")
+    try:
+        wait_for(lambda: _answering(client_app, {first.name, second.name}), 120, 0.5, "both workers to answer")
+        workers = inspect_workers(client_app, "gpu-long", 1.0)
+        queues = client_app.control.inspect(timeout=1.0).active_queues()
+        stats = client_app.control.inspect(timeout=1.0).stats()
+        for node in workers:
+            assert [q["name"] for q in queues[node]] == ["gpu-long"]
+            assert stats[node]["pool"]["max-concurrency"] == 1
+        record = json.loads((directory / "test-local-aaaa.json").read_text())
+        assert record["marker"] == "test-local"
+        assert open(f"/proc/{record['pid']}/environ", "rb").read().count(f"{MARKER_ENV}=test-local".encode()) == 1
+
+        # a restarted scaler finds them through the pid files
+        again = LocalProvider(directory, "test-local", env=worker_env)
+        assert sorted(i.name for i in again.list_instances()) == ["test-local-aaaa", "test-local-bbbb"]
+        assert all(i.usd_per_hour == 0.0 and i.status == "running" for i in again.list_instances())
+        assert LocalProvider(directory, "other-pool").list_instances() == []
+
+        # a dead one is forgotten
+        os.killpg(record["pid"], signal.SIGKILL)
+        wait_for(lambda: [i.name for i in again.list_instances()] == ["test-local-bbbb"], 20, 0.2, "forgetting")
+        assert not (directory / "test-local-aaaa.json").exists()
+
+        # terminate: a warm shutdown of the whole session
+        pid = json.loads((directory / "test-local-bbbb.json").read_text())["pid"]
+        again.terminate("test-local-bbbb")
+        wait_for(lambda: again.list_instances() == [], 30, 0.2, "the terminated worker to go")
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    finally:
+        for path in directory.glob("*.json"):
+            try:
+                os.killpg(json.loads(path.read_text())["pid"], signal.SIGKILL)
+            except (ProcessLookupError, KeyError, ValueError):
+                pass
+
+
+def test_a_recycled_pid_is_not_mistaken_for_a_worker(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path, "test-local")
+    # our own pid, with a start time that does not match: some other process now holds the pid
+    (tmp_path / "test-local-cccc.json").write_text(json.dumps(
+        {"name": "test-local-cccc", "pid": os.getpid(), "start_time": "1", "created_at": 0, "marker": "test-local"}))
+    (tmp_path / "test-local-dddd.json").write_text("not json")
+    assert provider.list_instances() == []
+    assert list(tmp_path.glob("*.json")) == []
+    provider.terminate("test-local-cccc")  # gone already: nothing to do, no signal sent
