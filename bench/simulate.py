@@ -3,7 +3,7 @@
 Usage: python bench/simulate.py [--seed N] [--plots DIR]
        python bench/simulate.py --tune [--seeds 1,2,3]   # search the backlog knobs against the table policy
 
---tune runs `backlog` and the proposed `backlog-v2` over a grid of target_drain_s x seconds_per_char x boot_s
+--tune runs `backlog` over a grid of target_drain_s x seconds_per_char x boot_s
 on the diurnal and diurnal-spike traces, averaged over seeds, and lists the settings cheaper than `table` at
 an equal or better p95 wait on both traces (docs/simulator.md, "Tuned defaults").
 """
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from scaler.policy import PolicyConfig  # noqa: E402
 from scaler.sim import compare  # noqa: E402
 from scaler.sim.model import simulate  # noqa: E402
-from scaler.sim.peers import BacklogV2Peer, ScalerPeer  # noqa: E402
+from scaler.sim.peers import ScalerPeer  # noqa: E402
 from scaler.sim.report import duration, summarize, table  # noqa: E402
 from scaler.sim.traces import TRACES, get_trace  # noqa: E402
 
@@ -78,7 +78,6 @@ def tune(console: Console, seeds: list[int]) -> None:
     console.print("table: " + "; ".join(f"{n} ${c:.2f} p95 {duration(p)}" for n, (c, p) in reference.items()))
     candidates = {
         "backlog": lambda c: ScalerPeer("backlog", c),
-        "backlog-v2": lambda c: BacklogV2Peer(c, c.boot_s),
     }
     for policy, make_peer in candidates.items():
         out = Table(title=f"{policy}: mean over seeds {seeds}; 'meets' = cheaper than table at equal or better p95 "

@@ -7,7 +7,7 @@ pass `now`). The cap checks it uses live in `scaler.caps`. docs/scaler.md states
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from scaler import caps
@@ -102,6 +102,7 @@ class Memory:
     spent_today_usd: float = 0.0
     accounted_at: float | None = None  # until when spend has been charged
     usd_per_hour: float = 0.0  # pool price at the previous tick
+    idle_since: dict[str, float] = field(default_factory=dict)  # worker -> seen idle without a break since
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,23 +176,28 @@ def table_workers(pending: int) -> int:
 
 def backlog_workers(waiting: int, in_flight: int, queued_chars: int, serving: tuple[Worker, ...],
                     config: PolicyConfig, now: float) -> int:
-    """The `backlog` policy: in-flight chapters keep their workers; the waiting characters x seconds per
-    character must be worked off within `target_drain_s` by the free workers.
+    """The `backlog` policy: the waiting characters x seconds per character must be worked off within
+    `target_drain_s` by the pool.
 
-    An idle worker offers the whole window, a booting one the window less its remaining boot time
-    (`boot_s` less its age), a new one the window less `boot_s`; none offers less than
-    MIN_WINDOW_SHARE of the window. The fewest workers whose offers cover the backlog are taken,
-    at least one and at most one per waiting chapter.
+    Each worker offers part of that window: an idle one all of it, a busy one the window less the rest of
+    its chapter (taken as one average waiting chapter), a booting one the window less its remaining boot
+    time (`boot_s` less its age), a new one the window less `boot_s`; none offers less than
+    MIN_WINDOW_SHARE of it. The pool is the fewest workers whose offers cover the backlog (new ones at most
+    one per waiting chapter), and never fewer than the chapters in flight. Counting what busy workers free
+    up is what keeps a steadily busy pool from growing by one worker per boot until the cap.
     """
     if waiting <= 0:
         return in_flight
     window = config.target_drain_s
     floor = window * MIN_WINDOW_SHARE
     backlog_s = queued_chars * config.seconds_per_char
+    chapter_s = backlog_s / waiting
     offers = []
     for worker in serving:
         if worker.state == "idle":
             offers.append(window)
+        elif worker.state == "busy":
+            offers.append(max(window - chapter_s, floor))
         elif worker.state == "booting":
             remaining_boot = max(0.0, config.boot_s - (now - worker.created_at))
             offers.append(max(window - remaining_boot, floor))
@@ -204,8 +210,21 @@ def backlog_workers(waiting: int, in_flight: int, queued_chars: int, serving: tu
         needed += 1
     if covered < backlog_s:
         new_worker_s = max(window - config.boot_s, floor)
-        needed += math.ceil((backlog_s - covered) / new_worker_s - 1e-9)
-    return in_flight + max(1, min(needed, waiting))
+        needed += min(waiting, math.ceil((backlog_s - covered) / new_worker_s - 1e-9))
+    return max(in_flight, needed, 1)
+
+
+def idle_release(serving: tuple[Worker, ...], surplus: int, idle_since: dict[str, float], release_s: float,
+                 now: float) -> list[str]:
+    """Backlog policy: surplus workers idle for `release_s` or more, dearest then longest idle first.
+
+    An idle worker means nothing waits for it; keeping one idle longer than a boot takes costs more than
+    booting another when work returns. In-flight chapters elsewhere keep pending above 0 all day, so without
+    this a pool grown for a spike would be held until the night.
+    """
+    stale = sorted((w for w in serving if w.state == "idle" and now - idle_since.get(w.name, now) >= release_s),
+                   key=lambda w: (-w.usd_per_hour, idle_since[w.name]))
+    return [w.name for w in stale[:max(0, surplus)]]
 
 
 def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: float) -> tuple[Decision, Memory]:
@@ -218,8 +237,9 @@ def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: 
     last_nonempty = memory.last_nonempty_at
     if last_nonempty is None or (pending is not None and pending > 0):
         last_nonempty = now  # a fresh state starts the idle window now rather than scaling down at once
+    idle_since = {w.name: memory.idle_since.get(w.name, now) for w in workers if w.state == "idle"}
     new_memory = Memory(last_nonempty_at=last_nonempty, day=day, spent_today_usd=spent, accounted_at=now,
-                        usd_per_hour=usd_now)
+                        usd_per_hour=usd_now, idle_since=idle_since)
     failures = list(observation.failures)
     base = Decision(policy=config.policy, pending=pending, desired=len(workers), target=len(workers),
                     current=len(workers), serving=len(workers), reason="", usd_per_hour=usd_now,
@@ -271,6 +291,10 @@ def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: 
             drain += more_drain
             if forced:
                 notes.append("over budget" if over_budget else "over a cap")
+        elif config.policy == "backlog" and observation.waiting == 0 and \
+                (released := idle_release(serving, shed, idle_since, config.boot_s, now)):
+            drain += released
+            notes.append(f"released {len(released)} idle for {config.boot_s:g}s")
         elif pending == 0:
             notes.append(f"{shed} surplus kept until the queue is empty for {config.idle_s:g}s "
                          f"({config.idle_s - idle_for:.0f}s left)")
@@ -380,5 +404,5 @@ def _plan_removals(serving: tuple[Worker, ...], target: int, forced: bool,
 
 __all__ = [
     "CAPS", "TABLE_BANDS", "CreateAction", "Decision", "GpuOffer", "Memory", "Observation", "PolicyConfig",
-    "Worker", "backlog_workers", "decide", "table_workers",
+    "Worker", "backlog_workers", "decide", "idle_release", "table_workers",
 ]

@@ -2,7 +2,7 @@
 
 `table` and `backlog` are the scaler's own `decide`. The others are small pure functions that name a desired
 pool size; `sized_decision` turns that size into actions through the same checks (`scaler.caps`), so no peer
-can win by breaking a cap. `backlog-release` and `backlog-v2` are proposals (docs/simulator.md).
+can win by breaking a cap.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from scaler import caps
-from scaler.policy import MIN_WINDOW_SHARE, CreateAction, Decision, Memory, Observation, PolicyConfig, Worker, decide
+from scaler.policy import CreateAction, Decision, Memory, Observation, PolicyConfig, decide
 from scaler.sim.traces import Trace
 
 #: KEDA's redis-list scaler: `listLength` (pending messages per replica, KEDA's default 5) and the HPA's
@@ -81,92 +81,6 @@ class FixedPeer:
         return decision
 
 
-@dataclass
-class ReleasePeer:
-    """Proposed rule alone: the real backlog decision, plus releasing a surplus worker idle for `release_s`.
-
-    The scaler scales down only after pending = 0 for SCALER_IDLE_SECONDS; under all-day traffic in-flight
-    chapters keep pending above 0, so a pool grown for a spike is held until the night. An idle worker means
-    nothing is waiting, so one that stayed idle as long as a boot takes is pure cost.
-    """
-
-    config: PolicyConfig
-    release_s: float
-    memory: Memory = field(default_factory=Memory)
-    idle_since: dict[str, float] = field(default_factory=dict)
-    name: str = "backlog-release"
-
-    @property
-    def floor(self) -> int:
-        return self.config.min_workers
-
-    def tick(self, observation: Observation, now: float) -> Decision:
-        decision, self.memory = decide(observation, self.config, self.memory, now)
-        self.idle_since = track_idle(observation.workers, self.idle_since, now)
-        return release_idle(decision, observation, self.idle_since, self.release_s, now)
-
-
-@dataclass
-class BacklogV2Peer:
-    """Proposed: backlog sizing that also counts what busy workers free up within the window (`work_workers`),
-    through the same caps, with surplus workers released once idle `release_s` (as `ReleasePeer`)."""
-
-    config: PolicyConfig
-    release_s: float
-    memory: Memory = field(default_factory=Memory)
-    idle_since: dict[str, float] = field(default_factory=dict)
-    name: str = "backlog-v2"
-
-    @property
-    def floor(self) -> int:
-        return self.config.min_workers
-
-    def tick(self, observation: Observation, now: float) -> Decision:
-        self.idle_since = track_idle(observation.workers, self.idle_since, now)
-        desired = None
-        if observation.waiting is not None and observation.in_flight is not None \
-                and observation.queued_chars is not None:
-            desired = work_workers(observation.waiting, observation.in_flight, observation.queued_chars,
-                                   observation.workers, self.config, now)
-        decision, self.memory = sized_decision(self.name, desired, observation, self.config, self.memory, now,
-                                               remove_idle=False)
-        return release_idle(decision, observation, self.idle_since, self.release_s, now)
-
-
-def work_workers(waiting: int, in_flight: int, queued_chars: int, workers: tuple[Worker, ...],
-                 config: PolicyConfig, now: float) -> int:
-    """Like `scaler.policy.backlog_workers`, but a busy worker also offers the window less the rest of its
-    chapter (taken as one average queued chapter), so a busy pool that can drain the queue in time is enough.
-
-    `backlog_workers` counts busy workers only for their own chapter and asks for at least one more worker
-    whenever anything waits, so under steady traffic it grows by one a boot until max_workers.
-    """
-    if waiting <= 0:
-        return in_flight
-    window = config.target_drain_s
-    floor = window * MIN_WINDOW_SHARE
-    backlog_s = queued_chars * config.seconds_per_char
-    chapter_s = backlog_s / waiting
-    offers = []
-    for worker in workers:
-        if worker.state == "idle":
-            offers.append(window)
-        elif worker.state == "busy":
-            offers.append(max(window - chapter_s, floor))
-        elif worker.state == "booting":
-            offers.append(max(window - max(0.0, config.boot_s - (now - worker.created_at)), floor))
-    offers.sort(reverse=True)
-    covered, needed = 0.0, 0
-    for offer in offers:
-        if covered >= backlog_s:
-            break
-        covered += offer
-        needed += 1
-    if covered < backlog_s:
-        needed += min(waiting, math.ceil((backlog_s - covered) / max(window - config.boot_s, floor) - 1e-9))
-    return max(in_flight, needed, 1)
-
-
 def keda_desired(pending: int, target_per_pod: int, history: tuple[tuple[float, int], ...], now: float,
                  window_s: float = KEDA_STABILIZATION_S) -> tuple[int, tuple[tuple[float, int], ...]]:
     """ceil(pending / target) now, but never below what it was over the last `window_s` (HPA stabilization).
@@ -181,39 +95,13 @@ def fixed_fleet_size(trace: Trace) -> int:
     return max(1, math.ceil(trace.peak_hour_work_s() / 3600.0))
 
 
-def track_idle(workers: tuple[Worker, ...], idle_since: dict[str, float], now: float) -> dict[str, float]:
-    """Since when each worker has been seen idle without a break (workers not idle now are dropped)."""
-    return {w.name: idle_since.get(w.name, now) for w in workers if w.state == "idle"}
-
-
-def release_idle(decision: Decision, observation: Observation, idle_since: dict[str, float], release_s: float,
-                 now: float) -> Decision:
-    """`decision` plus drains of surplus workers idle for `release_s` or more (dearest, then longest idle)."""
-    if decision.held or observation.waiting != 0:
-        return decision
-    leaving = set(decision.drain) | set(decision.terminate)
-    # Serving workers the decision already removes (a stuck boot may count here too: then one fewer goes).
-    removed = sum(1 for w in observation.workers if w.state != "draining" and w.name in leaving)
-    surplus = decision.serving - removed - decision.target
-    stale = sorted((w for w in observation.workers
-                    if w.name not in leaving and w.state == "idle" and now - idle_since.get(w.name, now) >= release_s),
-                   key=lambda w: (-w.usd_per_hour, idle_since[w.name]))
-    released = tuple(w.name for w in stale[:max(0, surplus)])
-    if not released:
-        return decision
-    return replace(decision, drain=decision.drain + released,
-                   reason=f"{decision.reason}; released {len(released)} idle for {release_s:g}s")
-
-
 def sized_decision(policy: str, desired: int | None, observation: Observation, config: PolicyConfig,
-                   memory: Memory, now: float, *, drain_busy: bool = False,
-                   remove_idle: bool = True) -> tuple[Decision, Memory]:
+                   memory: Memory, now: float, *, drain_busy: bool = False) -> tuple[Decision, Memory]:
     """A Decision that moves the pool toward `desired` within the caps (None: a read failed, hold).
 
     Reconciles like the scaler (drained and stuck workers go), charges the daily budget as `decide` does,
     creates through `scaler.caps` (count, max step, USD per hour with each offer's price) and removes
     booting, then idle, then (only with `drain_busy`) busy workers, the last two through a drain.
-    `remove_idle=False` leaves the surplus to the caller (`release_idle`) unless the budget is spent.
     """
     workers = observation.workers
     usd_now = sum(w.usd_per_hour for w in workers)
@@ -233,7 +121,7 @@ def sized_decision(policy: str, desired: int | None, observation: Observation, c
     caps_hit: list[str] = []
     if caps.budget_exhausted(spent, config.daily_budget_usd) and target > config.min_workers:
         caps_hit.append("daily_budget")
-        target, drain_busy, remove_idle = config.min_workers, True, True
+        target, drain_busy = config.min_workers, True
     if target > config.max_workers:
         caps_hit.append("max_workers")
         target = config.max_workers
@@ -258,7 +146,7 @@ def sized_decision(policy: str, desired: int | None, observation: Observation, c
                 break
             creates.append(CreateAction(fitting[0].gpu_type, fitting[0].usd_per_hour, tuple(fitting[1:])))
             committed += fitting[0].usd_per_hour
-    elif target < len(serving) and remove_idle:
+    elif target < len(serving):
         booting = sorted((w for w in serving if w.state == "booting" and not w.requested), key=lambda w: -w.created_at)
         idle = sorted((w for w in serving if w.state == "idle"), key=lambda w: -w.usd_per_hour)
         busy = sorted((w for w in serving if w.state == "busy"), key=lambda w: -w.usd_per_hour) if drain_busy else []
@@ -272,17 +160,14 @@ def sized_decision(policy: str, desired: int | None, observation: Observation, c
                    drain=tuple(drain), terminate=tuple(terminate), usd_per_hour_planned=planned), memory
 
 
-def default_peers(trace: Trace, config: PolicyConfig, release_s: float | None = None) -> list:
-    """The comparison: the seed's table, backlog, KEDA-style, a fixed fleet and the two proposals."""
-    release = release_s if release_s is not None else config.boot_s
+def default_peers(trace: Trace, config: PolicyConfig) -> list:
+    """The comparison: the seed's table, backlog, KEDA-style and a fixed fleet."""
     return [
         ScalerPeer("table", replace(config, policy="table")),
         ScalerPeer("backlog", replace(config, policy="backlog")),
         KedaPeer(replace(config, policy="table")),
         FixedPeer(config, fixed_fleet_size(trace)),
-        ReleasePeer(replace(config, policy="backlog"), release),
-        BacklogV2Peer(replace(config, policy="backlog"), release),
     ]
 
 
-PEER_NAMES = ("table", "backlog", "keda", "fixed", "backlog-release", "backlog-v2")
+PEER_NAMES = ("table", "backlog", "keda", "fixed")

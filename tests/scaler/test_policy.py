@@ -119,7 +119,8 @@ def test_booting_workers_count_until_the_target_grows_beyond_them() -> None:
     (8_100, 4, 0, 2),  # just over
     (24_000, 10, 0, 3),  # 240 s / 80 s
     (24_000, 2, 0, 2),  # never more workers than waiting chapters
-    (24_000, 10, 2, 5),  # plus the two running
+    (24_000, 10, 2, 3),  # two in flight on workers not seen: the new ones still cover the backlog
+    (100, 1, 7, 7),  # never fewer than the chapters in flight
 ])
 def test_backlog_policy_from_characters(queued_chars: int, waiting: int, in_flight: int, workers: int) -> None:
     config = PolicyConfig(policy="backlog", seconds_per_char=0.01, target_drain_s=100, boot_s=20,
@@ -140,6 +141,43 @@ def test_backlog_counts_idle_and_booting_workers_by_their_remaining_window() -> 
     # A boot longer than the window still counts as 10 % of it.
     slow = PolicyConfig(policy="backlog", seconds_per_char=0.01, target_drain_s=100, boot_s=500)
     assert backlog_workers(100, 0, 5_000, (), slow, NOW) == 5
+
+
+def test_busy_workers_offer_what_their_chapter_leaves_of_the_window() -> None:
+    config = PolicyConfig(policy="backlog", seconds_per_char=0.01, target_drain_s=100, boot_s=20)
+    busy = tuple(worker(f"b{i}", "busy") for i in range(20))
+    # 20 busy workers, one 10 s chapter waiting: they free up in time; the pool does not grow (it used to ask
+    # for 21, and so grew by one worker per boot under steady traffic).
+    assert backlog_workers(1, 20, 1_000, busy, config, NOW) == 20
+    # 4 busy workers, 10 chapters of 40 s each waiting (400 s): each busy worker offers 100 - 40 = 60 s,
+    # 240 s in all; the other 160 s need two new workers (80 s each).
+    assert backlog_workers(10, 4, 40_000, busy[:4], config, NOW) == 6
+
+
+@pytest.mark.parametrize(("idle_for", "waiting", "released"), [
+    (179, 0, ()),  # idle for less than a boot takes: kept
+    (180, 0, ("dear",)),  # idle as long as a boot: it goes while a chapter is still in flight elsewhere
+    (180, 1, ()),  # something waits: nothing is released
+])
+def test_backlog_releases_surplus_workers_idle_for_a_boot(idle_for: float, waiting: int,
+                                                         released: tuple[str, ...]) -> None:
+    config = PolicyConfig(policy="backlog", seconds_per_char=0.01, target_drain_s=100, boot_s=180, idle_s=600,
+                          max_usd_per_hour=1000)
+    pool = [worker("busy", "busy"), worker("cheap", usd=0.2), worker("dear", usd=0.4)]
+    since = {"cheap": NOW - 10, "dear": NOW - idle_for}  # "cheap" only just went idle
+    memory = Memory(last_nonempty_at=NOW, idle_since=since)
+    decision, after = decide(observe(waiting, 1, pool, queued_chars=100 * waiting), config, memory, NOW)
+    assert decision.drain == released
+    assert decision.terminate == () and "busy" not in decision.drain
+    assert after.idle_since == since  # carried from tick to tick while the workers stay idle
+
+
+def test_table_policy_keeps_the_idle_window_rule_while_chapters_are_in_flight() -> None:
+    config = PolicyConfig(policy="table", boot_s=180, idle_s=600)
+    pool = [worker("busy", "busy"), worker("w1"), worker("w2")]
+    memory = Memory(last_nonempty_at=NOW, idle_since={"w1": NOW - 5000, "w2": NOW - 5000})
+    decision, _ = decide(observe(0, 1, pool), config, memory, NOW)
+    assert decision.drain == () and "surplus kept while 1 pending" in decision.reason
 
 
 def test_backlog_without_characters_falls_back_to_the_table() -> None:

@@ -37,9 +37,9 @@ def test_json_has_one_row_per_policy_and_the_plot_is_written(trace_file: Path, t
 
 
 def test_the_table_names_every_policy(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--trace", str(trace_file), "--policies", "table,backlog-v2", "--no-plot"]) == 0
+    assert main(["simulate", "--trace", str(trace_file), "--policies", "table,backlog", "--no-plot"]) == 0
     out = capsys.readouterr().out
-    assert "billed/busy" in out and "cap viol." in out and "table" in out and "backlog-v2" in out
+    assert "billed/busy" in out and "cap viol." in out and "table" in out and "backlog" in out
     assert "keda" not in out and "plot:" not in out
 
 

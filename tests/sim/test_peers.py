@@ -1,5 +1,4 @@
-"""The peers' pure parts, from tables: KEDA sizing, the fixed fleet, sizing through the caps, idle release and
-the proposed backlog sizing."""
+"""The peers' pure parts, from tables: KEDA sizing, the fixed fleet and sizing through the caps."""
 
 from __future__ import annotations
 
@@ -7,14 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from scaler.policy import Decision, GpuOffer, Memory, Observation, PolicyConfig, Worker, backlog_workers
+from scaler.policy import GpuOffer, Memory, Observation, PolicyConfig, Worker
 from scaler.sim.peers import (
     fixed_fleet_size,
     keda_desired,
-    release_idle,
     sized_decision,
-    track_idle,
-    work_workers,
 )
 from scaler.sim.traces import Chapter, Trace
 
@@ -114,38 +110,3 @@ def test_sized_decision_spends_the_daily_budget_then_scales_toward_the_minimum()
 def test_a_failed_read_holds() -> None:
     decision, _ = sized_decision("p", None, observe(0, 0, [worker("w")]), CONFIG, Memory(), NOW)
     assert decision.held and decision.create == decision.drain == decision.terminate == ()
-
-
-def test_release_drains_only_surplus_workers_idle_long_enough() -> None:
-    pool = [worker("old"), worker("new"), worker("busy", "busy"), worker("warm")]
-    idle_since = track_idle(tuple(pool), {"old": NOW - 500, "new": NOW - 10, "warm": NOW - 900, "gone": NOW - 9}, NOW)
-    assert idle_since == {"old": NOW - 500, "new": NOW - 10, "warm": NOW - 900}
-    decision = Decision(policy="backlog", pending=1, desired=1, target=2, current=4, serving=4, reason="r")
-    released = release_idle(decision, observe(0, 1, pool), idle_since, 180.0, NOW)
-    assert released.drain == ("warm", "old")  # two surplus, both idle > 180 s; "new" stays
-    assert release_idle(decision, observe(3, 1, pool), idle_since, 180.0, NOW).drain == ()  # something waits
-    tight = replace(decision, target=3)
-    assert release_idle(tight, observe(0, 1, pool), idle_since, 180.0, NOW).drain == ("warm",)
-
-
-@pytest.mark.parametrize(("waiting", "in_flight", "chars", "pool", "workers"), [
-    (0, 0, 0, [], 0),
-    (0, 3, 0, ["busy"] * 3, 3),
-    (1, 0, 1_000, [], 1),  # 4 s of work: one new worker
-    # 20 busy workers and a small backlog: they free up within the window, no new worker
-    (1, 20, 1_000, ["busy"] * 20, 20),
-    (30, 20, 600_000, ["busy"] * 20, 20),  # 2,400 s of work; 20 x (600 - 80) s on offer
-    (300, 20, 6_000_000, ["busy"] * 20, 53),  # 24,000 s: 20 x 520 s = 10,400 s; 13,600 s / 420 s -> 33 new
-])
-def test_the_proposed_sizing_counts_what_busy_workers_free_up(waiting, in_flight, chars, pool, workers) -> None:  # noqa: ANN001
-    config = PolicyConfig(policy="backlog", target_drain_s=600, seconds_per_char=0.004, boot_s=180)
-    observed = tuple(worker(f"w{i}", state) for i, state in enumerate(pool))
-    assert work_workers(waiting, in_flight, chars, observed, config, NOW) == workers
-
-
-def test_the_scaler_backlog_sizing_asks_for_one_more_whenever_anything_waits() -> None:
-    # What backlog-v2 changes: 20 busy workers, 4 s of work waiting -> the scaler's backlog asks for 21.
-    config = PolicyConfig(policy="backlog", target_drain_s=600, seconds_per_char=0.004, boot_s=180)
-    busy = tuple(worker(f"w{i}", "busy") for i in range(20))
-    assert backlog_workers(1, 20, 1_000, busy, config, NOW) == 21
-    assert work_workers(1, 20, 1_000, busy, config, NOW) == 20
