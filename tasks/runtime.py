@@ -33,8 +33,7 @@ def get_engine() -> Engine:
 
             hf_logging.disable_progress_bar()  # worker logs are line-oriented
             s = get_settings()
-            _engine = load_engine(s.model, s.device)
-            _engine.unknown_chars = s.unknown_chars  # type: ignore[attr-defined]
+            _engine = load_engine(s.model, s.device, s.unknown_chars)
             log.info("loaded model %s (pid %d)", _engine.name, os.getpid())
         return _engine
 

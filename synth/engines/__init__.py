@@ -11,7 +11,7 @@ __all__ = ["Engine", "load_engine", "load_engine_with_fallback", "offline_voice_
 log = logging.getLogger(__name__)
 
 
-def load_engine(model: str, device: str = "auto") -> Engine:
+def load_engine(model: str, device: str = "auto", unknown_chars: str = "spell") -> Engine:
     """Load the engine for `model` on `device` (auto|cpu|cuda).
 
     `model` is a hub id or a local directory (transformers), or `piper[:voice]` for the offline Piper voice.
@@ -22,7 +22,7 @@ def load_engine(model: str, device: str = "auto") -> Engine:
     if is_piper_model(model):
         from synth.engines.piper import PiperEngine
 
-        return PiperEngine.load(model, device)
+        return PiperEngine.load(model, device, unknown_chars)
     try:
         from transformers import AutoConfig
 
@@ -33,7 +33,7 @@ def load_engine(model: str, device: str = "auto") -> Engine:
     if model_type == "vits":
         from synth.engines.vits import VitsEngine
 
-        return VitsEngine.load(model, device)
+        return VitsEngine.load(model, device, unknown_chars)
     raise ModelLoadError(f"model {model!r} has type {model_type!r}; supported: vits, piper")
 
 
