@@ -11,7 +11,7 @@ import pytest
 from scaler.workers import inspect_workers
 from tests.support.processes import wait_for
 
-LONG_TEXT = "The quick brown fox jumps over the lazy dog, and the dog does not mind at all. " * 80  # ~6300 chars
+LONG_TEXT = "The quick brown fox jumps over the lazy dog, and the dog does not mind at all. " * 320  # ~25,000 chars
 
 
 @pytest.mark.slow
