@@ -140,3 +140,25 @@ def test_pickled_messages_are_refused(start_worker, client_app: Celery, redis_ur
     assert send_chapter(client_app, **CHAPTER).get(timeout=120)["duration_s"] > 0
     assert not (audio_dir / "moby" / "pickled").exists()
     evil.close()
+
+
+def test_chapter_to_s3_through_a_real_worker(start_worker, client_app: Celery, s3_endpoint: str,
+                                             tmp_path: Path) -> None:
+    import io
+
+    import boto3
+
+    aws = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                      region_name="us-east-1")
+    s3.create_bucket(Bucket="books")
+    start_worker("gpu-long", env=aws | {"AUDIOBOOK_STORAGE_URL": "s3://books/audio"})
+    result = send_chapter(client_app, **CHAPTER, format="flac").get(timeout=120)
+
+    assert result["uri"] == f"s3://books/audio/{result['key']}"
+    body = s3.get_object(Bucket="books", Key=f"audio/{result['key']}")["Body"].read()
+    audio, rate = sf.read(io.BytesIO(body), dtype="float32")
+    assert rate == result["sample_rate"] and len(audio) == result["samples"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="books")["Contents"]]
+    assert not any(".checkpoint" in k for k in keys)  # the checkpoint went with the finished chapter
