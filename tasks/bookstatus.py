@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
-from celery.result import AsyncResult
 
 from synth.storage import Storage
 
@@ -68,12 +67,20 @@ class BookStatus:
         return sum(c.fraction * c.characters for c in self.chapters) / total
 
 
+def task_meta(app: Celery, task_id: str) -> tuple[str, Any]:
+    """(state, result or progress meta or exception) of a task, read straight from the result backend.
+
+    AsyncResult would also rebuild the task's parent/children results, which subscribe to Redis pub/sub and
+    outlive a status poll.
+    """
+    meta = app.backend.get_task_meta(task_id)
+    return meta["status"], meta.get("result")
+
+
 def _chapter(app: Celery, entry: dict[str, Any]) -> ChapterStatus:
     status = ChapterStatus(chapter_id=entry["chapter_id"], title=entry.get("title"),
                            characters=int(entry.get("characters", 0)), task_id=entry["task_id"])
-    result = AsyncResult(entry["task_id"], app=app)
-    status.state = result.state
-    info = result.info
+    status.state, info = task_meta(app, entry["task_id"])
     if status.state == "PROGRESS" and isinstance(info, dict):
         status.done, status.total = int(info.get("done", 0)), int(info.get("total", 0))
         status.worker = info.get("worker")
@@ -94,12 +101,11 @@ def book_status(app: Celery, storage: Storage, book_id: str) -> BookStatus | Non
     chapters = [_chapter(app, entry) for entry in record["chapters"]]
     status = BookStatus(book_id=book_id, title=record.get("title"), submitted_at=float(record["submitted_at"]),
                         chapters=chapters, assembly_task_id=record["assembly_task_id"])
-    assembly = AsyncResult(record["assembly_task_id"], app=app)
-    status.assembly_state = assembly.state
-    if assembly.state == "SUCCESS":
-        status.result = assembly.result
-    elif assembly.state == "FAILURE":
-        status.error = f"{type(assembly.info).__name__}: {assembly.info}"
+    status.assembly_state, outcome = task_meta(app, record["assembly_task_id"])
+    if status.assembly_state == "SUCCESS":
+        status.result = outcome
+    elif status.assembly_state == "FAILURE":
+        status.error = f"{type(outcome).__name__}: {outcome}"
     phases = ("queued", "running", "done", "failed")
     status.counts = {phase: sum(c.phase == phase for c in chapters) for phase in phases}
     return status

@@ -45,8 +45,11 @@ def submit_book(path: Path, *, title: str | None = None, author: str | None = No
                 output: str = "m4b", book_id: str | None = None, marker: str | None = None,
                 timeout: float = 30.0) -> dict:
     """Read the book, enqueue `audiobook.synthesize_book`, and return its submission result."""
+    from celery.states import READY_STATES
+
     from synth.errors import IngestError
     from tasks import app
+    from tasks.bookstatus import task_meta
 
     if output not in OUTPUTS:
         raise CliError(f"unknown format {output!r}; use one of {', '.join(OUTPUTS)}")
@@ -61,17 +64,17 @@ def submit_book(path: Path, *, title: str | None = None, author: str | None = No
     kwargs = {"book_id": book_id or book_id_for(title, chapters), "title": title, "chapters": chapters,
               "output": output}
     kwargs |= {k: v for k, v in {"author": author or book.author, "voice": voice}.items() if v}
-    result = app.send_task("audiobook.synthesize_book", kwargs=kwargs, queue="control")
-    # Poll rather than result.get(): no pub/sub subscription outlives the command.
+    task_id = app.send_task("audiobook.synthesize_book", kwargs=kwargs, queue="control").id
+    # Poll the backend rather than result.get(): no pub/sub subscription outlives the command.
     deadline = time.monotonic() + timeout
-    while not result.ready():
+    while (state := task_meta(app, task_id))[0] not in READY_STATES:
         if time.monotonic() > deadline:
             raise CliError(f"book {kwargs['book_id']} is queued, but no control worker took it within {timeout:g} s "
                            "(is `honcho start control beat` running?)")
         time.sleep(0.2)
-    if result.failed():  # the task's error, e.g. InvalidPayload, in one line
-        raise CliError(f"{type(result.result).__name__}: {result.result}")
-    return result.result
+    if state[0] != "SUCCESS":  # the task's error, e.g. InvalidPayload, in one line
+        raise CliError(f"{type(state[1]).__name__}: {state[1]}")
+    return state[1]
 
 
 def run_submit(args: argparse.Namespace) -> int:

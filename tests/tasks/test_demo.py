@@ -50,6 +50,7 @@ def test_short_demo_makes_a_chaptered_m4b_and_scales_back(demo_env: dict[str, st
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads(summary_path.read_text())
     assert "Audiobook ready" in run.stdout and summary["flower"]["url"] in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr and "Exception ignored" not in run.stderr
 
     book = Path(summary["book_uri"].removeprefix("file://"))
     assert book.suffix == ".m4b" and book.stat().st_size > 0
