@@ -276,7 +276,7 @@ def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: 
     booting = [w for w in serving if w.state == "booting"]
     usd_serving = sum(w.usd_per_hour for w in serving)
     if target > len(serving):
-        creates = _plan_creates(target - len(serving), len(workers), usd_now, observation.offers, config,
+        creates = plan_creates(target - len(serving), len(workers), usd_now, observation.offers, config,
                                 caps_hit, failures)
     elif booting and len(serving) - len(booting) < target:
         caps_hit.append("booting")  # the booting workers already cover the target: wait for them
@@ -355,8 +355,10 @@ def _reconcile(workers: tuple[Worker, ...], config: PolicyConfig,
     return terminate, drain, leaving, notes
 
 
-def _plan_creates(wanted: int, counted: int, usd_now: float, offers: tuple[GpuOffer, ...],
-                  config: PolicyConfig, caps_hit: list[str], failures: list[str]) -> list[CreateAction]:
+def plan_creates(wanted: int, counted: int, usd_now: float, offers: tuple[GpuOffer, ...],
+                 config: PolicyConfig, caps_hit: list[str], failures: list[str]) -> list[CreateAction]:
+    """Up to `wanted` creates within the worker count, the step and the USD/hour cap (each offer's own price,
+    in preference order); every cap that cut the plan is appended to `caps_hit`."""
     room = caps.worker_headroom(counted, config.max_workers)
     if wanted > room:
         caps_hit.append("max_workers")
@@ -404,5 +406,5 @@ def _plan_removals(serving: tuple[Worker, ...], target: int, forced: bool,
 
 __all__ = [
     "CAPS", "TABLE_BANDS", "CreateAction", "Decision", "GpuOffer", "Memory", "Observation", "PolicyConfig",
-    "Worker", "backlog_workers", "decide", "idle_release", "table_workers",
+    "Worker", "backlog_workers", "decide", "idle_release", "plan_creates", "table_workers",
 ]

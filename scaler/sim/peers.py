@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from scaler import caps
-from scaler.policy import CreateAction, Decision, Memory, Observation, PolicyConfig, decide
+from scaler.policy import CreateAction, Decision, Memory, Observation, PolicyConfig, decide, plan_creates
 from scaler.sim.traces import Trace
 
 #: KEDA's redis-list scaler: `listLength` (pending messages per replica, KEDA's default 5) and the HPA's
@@ -128,24 +128,8 @@ def sized_decision(policy: str, desired: int | None, observation: Observation, c
     creates: list[CreateAction] = []
     drain: list[str] = []
     if target > len(serving):
-        wanted = target - len(serving)
-        room = caps.worker_headroom(len(workers), config.max_workers)
-        if wanted > room:
-            caps_hit.append("max_workers")
-            wanted = room
-        if wanted > config.max_step:
-            caps_hit.append("max_step")
-            wanted = config.max_step
-        committed = usd_now
-        for _ in range(wanted):
-            fitting = [o for o in observation.offers
-                       if caps.fits_usd_cap(committed, o.usd_per_hour, config.max_usd_per_hour)]
-            if not fitting:
-                if observation.offers:
-                    caps_hit.append("max_usd_per_hour")
-                break
-            creates.append(CreateAction(fitting[0].gpu_type, fitting[0].usd_per_hour, tuple(fitting[1:])))
-            committed += fitting[0].usd_per_hour
+        creates = plan_creates(target - len(serving), len(workers), usd_now, observation.offers, config,
+                               caps_hit, failures=[])
     elif target < len(serving):
         booting = sorted((w for w in serving if w.state == "booting" and not w.requested), key=lambda w: -w.created_at)
         idle = sorted((w for w in serving if w.state == "idle"), key=lambda w: -w.usd_per_hour)
