@@ -27,6 +27,8 @@ format: install
 
 bench: install
 	$(PY) bench/throughput.py
+	$(PY) bench/preview_latency.py
+	$(PY) bench/simulate.py
 
 demo: install
 	$(PY) -m tasks.demo
