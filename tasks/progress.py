@@ -93,4 +93,5 @@ def follow(read_status: Callable[[], BookStatus | None], pool: PoolSnapshot | No
             time.sleep(interval)
             status = read_status() or status
             live.update(render(status, pool() if pool else None, time.monotonic() - started))
+    console.line()  # what is printed next starts on a line of its own
     return status
