@@ -8,15 +8,29 @@ import os
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 
-from settings import get_settings
+from settings import QUEUE_GPU, get_settings
 from synth.chapter import ChapterJob, SynthOptions, synthesize_chapter
-from synth.errors import StorageError
+from synth.errors import ModelLoadError, StorageError
 from tasks import app
 from tasks.payloads import ChapterRequest, validate
 from tasks.runtime import get_engine, get_storage
 
 log = logging.getLogger(__name__)
+
+
+def engine_or_step_aside(task: Task):  # noqa: ANN201 - an Engine
+    """The worker's engine; if it cannot load, the chapter goes back to the queue and this worker stops
+    taking chapters, so a misconfigured worker never fails (and so loses) work a healthy one could do."""
+    try:
+        return get_engine()
+    except ModelLoadError as exc:
+        if task.request.called_directly or not task.request.hostname:
+            raise
+        log.error("model cannot be loaded, no longer consuming %s: %s", QUEUE_GPU, exc)
+        task.app.control.cancel_consumer(QUEUE_GPU, destination=[task.request.hostname])
+        raise Reject(f"model cannot be loaded on {task.request.hostname}: {exc}", requeue=True) from None
 
 
 @app.task(name="audiobook.synthesize_chapter", bind=True, autoretry_for=(StorageError,), max_retries=5,
@@ -32,7 +46,7 @@ def synthesize_chapter_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, 
                 "book_id": job.book_id, "chapter_id": job.chapter_id, "done": done, "total": total,
                 "resumed_from": resumed_from, "pid": os.getpid(), "worker": self.request.hostname})
 
-    engine = get_engine()
+    engine = engine_or_step_aside(self)
     options = SynthOptions.from_settings(get_settings(), engine)
     result = synthesize_chapter(job, engine, get_storage(), options, progress)
     compute = 0.0 if result["cached"] else result["synth_seconds"]

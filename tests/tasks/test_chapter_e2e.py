@@ -162,3 +162,19 @@ def test_chapter_to_s3_through_a_real_worker(start_worker, client_app: Celery, s
     assert rate == result["sample_rate"] and len(audio) == result["samples"]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="books")["Contents"]]
     assert not any(".checkpoint" in k for k in keys)  # the checkpoint went with the finished chapter
+
+
+def test_a_worker_that_cannot_load_the_model_hands_the_chapter_back(start_worker, client_app: Celery,
+                                                                      tmp_path: Path) -> None:
+    broken = start_worker("gpu-long", name="broken", env={"AUDIOBOOK_MODEL": str(tmp_path / "no-model-here")})
+    result = send_chapter(client_app, **CHAPTER)
+
+    def stopped_consuming() -> bool:
+        queues = client_app.control.inspect([broken.hostname], timeout=1).active_queues() or {}
+        return broken.hostname in queues and queues[broken.hostname] == []
+
+    wait_for(stopped_consuming, 60, what="the broken worker to stop consuming gpu-long")
+    assert result.state in ("PENDING", "STARTED")  # handed back to the queue, not failed
+    start_worker("gpu-long", name="healthy")
+    assert result.get(timeout=120)["usage"]["worker"].startswith("healthy@")
+    assert broken.proc is not None and broken.proc.poll() is None
