@@ -12,13 +12,12 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tasks.processes import free_port, stop_process_group
+from tasks.processes import RedisServer, free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
@@ -29,7 +28,7 @@ def _say(message: str) -> None:
     print(f"demo: {message}", flush=True)
 
 
-def ensure_redis(url: str, procs: list[subprocess.Popen]) -> str:
+def ensure_redis(url: str, servers: list[RedisServer]) -> str:
     """The broker URL to use: the configured Redis if it answers, else a private redis-server with AOF on."""
     import redis
 
@@ -40,26 +39,14 @@ def ensure_redis(url: str, procs: list[subprocess.Popen]) -> str:
         return url
     except redis.RedisError:
         pass
-    binary = shutil.which("redis-server")
-    if binary is None:
+    try:
+        server = RedisServer(VAR / "demo" / "redis", appendonly=True)
+    except RuntimeError:
         sys.exit(f"demo: no Redis answers at {redact_url(url)} and redis-server is not installed; "
                  "install it (apt-get install redis-server) or point CELERY_BROKER_URL at a Redis")
-    port = free_port()
-    data = VAR / "demo" / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    procs.append(subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
-                                   "--save", "", "--dir", str(data)], stdout=subprocess.DEVNULL,
-                                  start_new_session=True))
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        try:
-            redis.Redis.from_url(url).ping()
-            _say(f"no Redis at {redact_url(os.environ.get('CELERY_BROKER_URL', 'localhost:6379'))}; "
-                 f"started a private redis-server on port {port} (AOF on)")
-            return url
-        except redis.RedisError:
-            time.sleep(0.1)
-    sys.exit("demo: the private redis-server did not start")
+    servers.append(server.start())
+    _say(f"no Redis at {redact_url(url)}; started a private redis-server on port {server.port} (AOF on)")
+    return server.url
 
 
 def resolve_model(configured: str | None) -> str:
@@ -132,12 +119,12 @@ def _stop_pool() -> list[int]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    redis_procs: list[subprocess.Popen] = []
+    redis_servers: list[RedisServer] = []
     procs: list[subprocess.Popen] = []
     summary: dict = {"ok": False}
     started = time.monotonic()
     try:
-        broker = ensure_redis(os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0"), redis_procs)
+        broker = ensure_redis(os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0"), redis_servers)
         env = demo_environment(broker, resolve_model(os.environ.get("AUDIOBOOK_MODEL")), args.short)
         os.environ.update(env)  # this process reads the same settings as the ones it starts
         from celery import Celery
@@ -215,9 +202,10 @@ def run(args: argparse.Namespace) -> dict:
             stop_process_group(proc)
         if procs:
             summary["worker_pids"] = _stop_pool()
-        for proc in redis_procs:
-            stop_process_group(proc, grace=5)
-        summary["process_pids"] = [p.pid for p in procs + redis_procs]
+        pids = [p.pid for p in procs] + [s.proc.pid for s in redis_servers if s.proc is not None]
+        for server in redis_servers:
+            server.kill()
+        summary["process_pids"] = pids
 
 
 def print_summary(summary: dict) -> None:

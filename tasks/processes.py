@@ -1,11 +1,17 @@
-"""Process helpers shared by the demo and the tests: free ports and stopping a whole process session."""
+"""Process helpers shared by the demo and the tests: free ports, private redis-servers, stopping a session."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
 
 
 def free_port() -> int:
@@ -30,3 +36,55 @@ def stop_process_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
     except ProcessLookupError:
         pass
     proc.wait(10)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll until `predicate()` is truthy; returns its value or raises TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A private redis-server on a free port (the demo without a Redis; tests that kill the broker)."""
+
+    def __init__(self, directory: Path, appendonly: bool = True) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.directory = directory
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), 10, what=f"redis-server on port {self.port}")
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            stop_process_group(self.proc, grace=5)
+            self.proc = None
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False

@@ -1,71 +1,16 @@
-"""Real processes for tests: throwaway redis-servers and `celery worker` subprocesses."""
+"""Real processes for tests: `celery worker` subprocesses (and the shared helpers of tasks.processes)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import redis
+from tasks.processes import RedisServer, free_port, stop_process_group, wait_for
 
-from tasks.processes import free_port, stop_process_group
+__all__ = ["ROOT", "CeleryWorker", "RedisServer", "free_port", "stop_process_group", "wait_for"]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "condition"):
-    """Poll until `predicate()` is truthy; returns its value or raises TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-class RedisServer:
-    """A private redis-server on a free port (for tests that kill or restart the broker)."""
-
-    def __init__(self, directory: Path, appendonly: bool = True) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.binary = binary
-        self.directory = directory
-        self.appendonly = appendonly
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), 10, what=f"redis-server on port {self.port}")
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            stop_process_group(self.proc, grace=5)
-            self.proc = None
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 class CeleryWorker:
