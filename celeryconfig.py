@@ -22,6 +22,9 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_track_started = True
+# A pool child loads the model in worker_process_init, before it reports UP; Celery's default of 4 s kills
+# any child that takes longer (a real model, a busy CPU) and forks the next one, for ever.
+worker_proc_alive_timeout = 600.0
 task_time_limit = _s.chapter_time_limit_s
 task_soft_time_limit = _s.chapter_time_limit_s - 300
 result_expires = _s.result_expires_s

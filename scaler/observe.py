@@ -21,6 +21,7 @@ from kombu import Connection
 from kombu.exceptions import ChannelError
 
 from scaler.errors import ObservationError
+from scaler.redis_client import is_redis_url, redis_client
 
 DEFAULT_SEP = "\x06\x16"
 DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
@@ -76,7 +77,7 @@ class RedisDepth:
 
     @classmethod
     def from_url(cls, url: str, queue: str, transport_options: Mapping[str, Any] | None = None) -> RedisDepth:
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = redis_client(url, transport_options, socket_timeout=5, socket_connect_timeout=5)
         return cls(client, queue, transport_options)
 
     def read(self, with_chars: bool = False) -> QueueDepth:
@@ -140,7 +141,6 @@ class AmqpDepth:
 
 def depth_reader(broker_url: str, queue: str, transport_options: Mapping[str, Any] | None = None) -> DepthReader:
     """The depth reader for this broker URL."""
-    scheme = broker_url.split("://", 1)[0].lower()
-    if scheme in ("redis", "rediss", "unix"):
+    if is_redis_url(broker_url):
         return RedisDepth.from_url(broker_url, queue, transport_options)
     return AmqpDepth(broker_url, queue)

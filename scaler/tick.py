@@ -27,6 +27,7 @@ from scaler.observe import DepthReader, depth_reader
 from scaler.policy import Decision, GpuOffer, Observation, PolicyConfig, Worker, decide
 from scaler.providers import Provider, build_provider
 from scaler.providers.base import Instance, name_from_nodename
+from scaler.redis_client import is_redis_url, redis_client
 from scaler.state import Durable, StateStore, WorkerRecord
 from scaler.workers import CeleryWorker, in_flight_from, inspect_workers
 from settings import QUEUE_GPU
@@ -49,11 +50,13 @@ def policy_config(s: Settings) -> PolicyConfig:
 def state_store(app: Celery, s: Settings) -> StateStore:
     """The scaler's Redis state: on the broker if it is Redis, else on the result backend."""
     broker_url = str(app.conf.broker_url or s.broker_url.get_secret_value())
-    state_url = next((u for u in (broker_url, s.backend_url) if u.split("://", 1)[0] in ("redis", "rediss")), None)
-    if state_url is None:
+    candidates = ((broker_url, app.conf.broker_transport_options),
+                  (s.backend_url, app.conf.result_backend_transport_options))
+    found = next(((url, options) for url, options in candidates if is_redis_url(url)), None)
+    if found is None:
         raise ScalerError("the scaler keeps its state in Redis: CELERY_BROKER_URL or CELERY_RESULT_BACKEND "
-                          "must be a redis:// URL")
-    client = redis.Redis.from_url(state_url, socket_timeout=10, socket_connect_timeout=5)
+                          "must be a redis://, rediss:// or sentinel:// URL")
+    client = redis_client(found[0], found[1], socket_timeout=10, socket_connect_timeout=5)
     return StateStore(client, s.scaler_name_prefix, key_prefix=s.broker_keyprefix)
 
 

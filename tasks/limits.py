@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from scaler.redis_client import is_redis_url, redis_client
 from settings import get_settings
 
 RATE_WINDOW_S = 60.0
@@ -142,10 +143,13 @@ def _redis_now(client: redis.Redis | redis.client.Pipeline) -> float:
 @functools.cache
 def limits_redis() -> redis.Redis:
     """The Redis holding preview limits: the result backend's, else the broker's (it must be Redis)."""
+    from tasks import app
+
     s = get_settings()
-    for url in (s.backend_url, s.broker_url.get_secret_value()):
-        if url.startswith(("redis://", "rediss://", "unix://")):
-            return redis.Redis.from_url(url)
+    for url, options in ((s.backend_url, app.conf.result_backend_transport_options),
+                         (s.broker_url.get_secret_value(), app.conf.broker_transport_options)):
+        if is_redis_url(url):
+            return redis_client(url, options)
     raise RuntimeError("preview limits need Redis: neither CELERY_RESULT_BACKEND nor CELERY_BROKER_URL is Redis")
 
 

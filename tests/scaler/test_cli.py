@@ -57,4 +57,4 @@ def test_state_outside_redis_is_a_one_line_error(worker_env) -> None:
     done = _run(env, "tick", "--dry-run")
     assert done.returncode == 2
     assert done.stderr.strip() == ("audiobook: error: the scaler keeps its state in Redis: CELERY_BROKER_URL or "
-                                   "CELERY_RESULT_BACKEND must be a redis:// URL")
+                                   "CELERY_RESULT_BACKEND must be a redis://, rediss:// or sentinel:// URL")

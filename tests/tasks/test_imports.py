@@ -31,3 +31,5 @@ def test_visibility_timeout_exceeds_time_limit() -> None:
 
     assert celeryconfig.broker_transport_options["visibility_timeout"] > celeryconfig.task_time_limit
     assert celeryconfig.task_soft_time_limit < celeryconfig.task_time_limit
+    # The model loads before a pool child reports UP: Celery's 4 s default would kill it in a loop.
+    assert celeryconfig.worker_proc_alive_timeout >= 300
