@@ -2,8 +2,10 @@
 
 Where the SDK falls short, this module steps in: its session retries plain-http requests only (up to
 ~30 s of backoff) and https ones never, `Job.output()` drops a FAILED job's `error`, and `Job.stream()`
-never ends on CANCELLED. So it submits with `Endpoint.run()`, polls `/status` itself, cancels a job it
-gives up on, and reports the endpoint's own error text. Only `runpod` and `requests` are imported here.
+never ends on CANCELLED. So it submits with `Endpoint.run()` (with the execution timeout as the job's
+policy, so RunPod enforces the bound spend is reserved for), polls `/status` itself, cancels a job it
+gives up on and re-reads it for its bill, and reports the endpoint's own error text. Only `runpod` and
+`requests` are imported here.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import runpod
 from requests.adapters import HTTPAdapter
-from runpod.endpoint.runner import Job
+
+if TYPE_CHECKING:
+    from tasks.spend import ReadState
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +32,17 @@ RETRIED_STATUSES = ("FAILED", "TIMED_OUT")
 # The handler's refusals (synth.serverless.INVALID_INPUT): the same input would be refused again.
 _REFUSAL = "invalid input: "
 _HTTP_TIMEOUT_S = 10.0
+_READ_TIMEOUT_S = 3.0
 _RETRY_AFTER_MAX_S = 10.0
 
 
 @dataclass
 class Attempt:
-    """One submission and what became of it. execution_ms None means unknown: count the worst case."""
+    """One submission and what became of it. execution_ms None means unknown: count the worst case.
+
+    `read` says how the bill stands: "final" (execution_ms is it), or what a re-read of a job we gave up
+    on said ("pending", "gone", "unreadable": the job stays open until its bill is known).
+    """
 
     number: int
     status: str  # a RunPod status, or NOT_SUBMITTED / NO_RESULT (our timeout)
@@ -44,6 +53,17 @@ class Attempt:
     delay_ms: int = 0
     execution_ms: int | None = 0
     retry_after_s: float = 0.0
+    read: ReadState = "final"
+
+
+@dataclass(frozen=True)
+class JobRead:
+    """What one /status read said about a job: its state for billing, RunPod's status, its executionTime."""
+
+    state: ReadState
+    status: str | None = None
+    execution_ms: int | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -82,9 +102,12 @@ class PreviewEndpoint:
     """One serverless endpoint, called with a per-attempt timeout and up to `max_retries` retries."""
 
     def __init__(self, endpoint_id: str, api_key: str, timeout_s: float, max_retries: int,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 poll_max_s: float = 0.5) -> None:
+                 execution_timeout_s: float | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic, poll_max_s: float = 0.5) -> None:
         self.endpoint_id = endpoint_id
+        # RunPod's job policy: a per-job execution timeout in ms that overrides the endpoint's own setting.
+        self.policy = {} if execution_timeout_s is None else {
+            "policy": {"executionTimeout": round(execution_timeout_s * 1000)}}
         self.endpoint = runpod.Endpoint(endpoint_id, api_key=api_key)
         # One retry policy for http and https alike: ours, bounded by PREVIEW_MAX_RETRIES.
         session = self.endpoint.rp_client.rp_session
@@ -130,7 +153,7 @@ class PreviewEndpoint:
     def _attempt(self, number: int, job_input: dict[str, Any]) -> Attempt:
         deadline = self.clock() + self.timeout_s
         try:
-            job = self.endpoint.run({"input": job_input})
+            job = self.endpoint.run({"input": job_input} | self.policy)
         except requests.HTTPError as exc:
             response = exc.response
             code = response.status_code if response is not None else 0
@@ -147,10 +170,10 @@ class PreviewEndpoint:
             return Attempt(number, "NOT_SUBMITTED", error=f"POST /run: {exc}")
         state = self._poll(job.job_id, deadline)
         if state is None:
-            return self._give_up(number, job)
+            return self._give_up(number, job.job_id)
         status = state["status"]
         attempt = Attempt(number, status, job.job_id, state.get("output"), delay_ms=int(state.get("delayTime") or 0),
-                          execution_ms=int(state.get("executionTime") or 0))
+                          execution_ms=_execution_ms(state))
         if status == "COMPLETED":
             return attempt
         if status == "CANCELLED":
@@ -184,18 +207,46 @@ class PreviewEndpoint:
             self.sleep(min(interval, remaining))
             interval = min(interval * 1.25, self.poll_max_s)
 
-    def _give_up(self, number: int, job: Job) -> Attempt:
-        """Our timeout: cancel the job and read what it billed (unknown counts as the worst case)."""
-        execution_ms: int | None = None
+    def read_job(self, job_id: str, endpoint_id: str | None = None) -> JobRead:
+        """One /status read for the bill: never raises; 404 means RunPod no longer knows the job."""
         try:
-            job.cancel(timeout=3)
-            state = self.client.get(f"{self.endpoint_id}/status/{job.job_id}", timeout=3)
-            if state.get("executionTime") is not None:
-                execution_ms = int(state["executionTime"])
+            record = self.client.get(f"{endpoint_id or self.endpoint_id}/status/{job_id}", timeout=_READ_TIMEOUT_S)
+        except requests.HTTPError as exc:
+            code = exc.response.status_code if exc.response is not None else 0
+            return JobRead("gone" if code == 404 else "unreadable", error=f"HTTP {code} {_body(exc.response)}")
         except (requests.RequestException, RuntimeError) as exc:
-            log.warning("preview job %s: cancel failed: %s", job.job_id, exc)
-        return Attempt(number, "NO_RESULT", job.job_id, execution_ms=execution_ms,
-                       error=f"no result within PREVIEW_TIMEOUT_SECONDS={self.timeout_s:g}; job cancelled")
+            return JobRead("unreadable", error=_reason(exc))
+        status = record.get("status") if isinstance(record, dict) else None
+        if status in FINAL:
+            return JobRead("final", status, _execution_ms(record))
+        if status is None:
+            return JobRead("unreadable", error=f"no status in {str(record)[:200]}")
+        return JobRead("pending", status)
+
+    def cancel_job(self, job_id: str, endpoint_id: str | None = None) -> bool:
+        """Ask RunPod to stop a job we no longer wait for; False when the request did not get through."""
+        try:
+            self.client.post(f"{endpoint_id or self.endpoint_id}/cancel/{job_id}", data=None, timeout=3)
+        except (requests.RequestException, RuntimeError) as exc:
+            log.warning("preview job %s: cancel failed: %s", job_id, exc)
+            return False
+        return True
+
+    def _give_up(self, number: int, job_id: str) -> Attempt:
+        """Our timeout: cancel the job and read what it billed (not known yet: the job stays open)."""
+        cancelled = self.cancel_job(job_id)
+        read = self.read_job(job_id)
+        return Attempt(number, "NO_RESULT", job_id, execution_ms=read.execution_ms if read.state == "final" else None,
+                       read=read.state, error=f"no result within PREVIEW_TIMEOUT_SECONDS={self.timeout_s:g}; "
+                                              f"{'job cancelled' if cancelled else 'the cancel did not get through'}")
+
+
+def _execution_ms(record: dict[str, Any]) -> int | None:
+    """A final record's executionTime; None (unknown: the worst case is charged) when missing or not a number."""
+    try:
+        return max(0, int(record["executionTime"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _body(response: requests.Response | None) -> str:

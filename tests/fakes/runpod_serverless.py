@@ -7,11 +7,15 @@ statuses of shared/notes/runpod-sdk.md; a wrong key gets 401, an unknown endpoin
 
 Jobs run the project's real handler (e.g. `synth.serverless.make_handler` over the tiny test model)
 through the SDK's own `run_job`, on `workers` threads like serverless workers, so the audio is real and
-handler errors reach the client in RunPod's shape. Faults are queued with `inject()`:
+handler errors reach the client in RunPod's shape. A job's `policy.executionTimeout` (ms, more than 5000)
+is enforced as RunPod does: a job running longer ends TIMED_OUT. Faults are queued with `inject()`:
 - "429", "500", "503": the next /run (or /runsync) request gets that HTTP status;
 - "FAILED", "TIMED_OUT": the next job ends so (TIMED_OUT after `seconds` of execution), handler not run;
 - "CANCELLED": the next job is cancelled on the endpoint after `seconds` in the queue;
-- "slow": the next job runs `seconds` longer; "cold": it waits `seconds` in the queue first.
+- "slow": the next job runs `seconds` longer; "cold": it waits `seconds` in the queue first;
+- "late": like "slow", but a cancel of it fails (HTTP 502): it completes after the client gave up;
+- "lost": the job runs, but /status and /cancel about it fail (HTTP 502): its bill can never be read.
+`execution_ms` makes the job report that executionTime once final (RunPod's number, not the fake's clock).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from runpod.serverless.modules.rp_job import run_job
 from runpod.serverless.modules.rp_logger import RunPodLogger
 
 HTTP_FAULTS = ("429", "500", "503")
-JOB_FAULTS = ("FAILED", "TIMED_OUT", "CANCELLED", "slow", "cold")
+JOB_FAULTS = ("FAILED", "TIMED_OUT", "CANCELLED", "slow", "cold", "late", "lost")
 FINAL = ("COMPLETED", "FAILED", "TIMED_OUT", "CANCELLED")
 _ROUTE = re.compile(r"^/v2/(?P<endpoint>[^/]+)/(?P<action>run|runsync|status|stream|cancel|health|purge-queue)"
                     r"(?:/(?P<job>[^/?]+))?/?$")
@@ -45,6 +49,7 @@ _ROUTE = re.compile(r"^/v2/(?P<endpoint>[^/]+)/(?P<action>run|runsync|status|str
 class Fault:
     kind: str
     seconds: float = 0.0
+    execution_ms: int | None = None
 
 
 @dataclass
@@ -53,6 +58,7 @@ class FakeJob:
     input: Any
     submitted: float
     fault: Fault | None = None
+    policy: dict[str, Any] | None = None
     status: str = "IN_QUEUE"
     started: float | None = None
     finished: float | None = None
@@ -61,8 +67,21 @@ class FakeJob:
     streamed: bool = False
     settled: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def execution_timeout_s(self) -> float | None:
+        """RunPod's per-job execution timeout, from the job's policy."""
+        timeout_ms = (self.policy or {}).get("executionTimeout")
+        return None if timeout_ms is None else timeout_ms / 1000
+
+    def answers(self, action: str) -> bool:
+        """False when a fault makes RunPod fail requests about this job."""
+        kind = self.fault.kind if self.fault is not None else None
+        return not (kind == "lost" and action in ("status", "cancel") or kind == "late" and action == "cancel")
+
     def record(self, execution_ms: int | None) -> dict[str, Any]:
         """The /status body: more fields appear as the job moves on, as on RunPod."""
+        if self.fault is not None and self.fault.execution_ms is not None:
+            execution_ms = self.fault.execution_ms
         body: dict[str, Any] = {"id": self.id, "status": self.status}
         if self.started is not None:
             body["delayTime"] = round((self.started - self.submitted) * 1000)
@@ -145,11 +164,11 @@ class FakeServerless:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def inject(self, kind: str, times: int = 1, seconds: float = 0.0) -> None:
+    def inject(self, kind: str, times: int = 1, seconds: float = 0.0, execution_ms: int | None = None) -> None:
         if kind not in HTTP_FAULTS + JOB_FAULTS:
             raise ValueError(f"unknown fault {kind!r}; known: {', '.join(HTTP_FAULTS + JOB_FAULTS)}")
         with self._lock:
-            self._faults.extend(Fault(kind, seconds) for _ in range(times))
+            self._faults.extend(Fault(kind, seconds, execution_ms) for _ in range(times))
 
     @property
     def submitted(self) -> int:
@@ -163,9 +182,9 @@ class FakeServerless:
                 return self._faults.popleft()
         return None
 
-    def _submit(self, job_input: Any) -> FakeJob:
+    def _submit(self, job_input: Any, policy: dict[str, Any] | None = None) -> FakeJob:
         job = FakeJob(id=f"{uuid.uuid4()}-u1", input=job_input, submitted=time.monotonic(),
-                      fault=self._take_fault(http=False))
+                      fault=self._take_fault(http=False), policy=policy)
         with self._lock:
             self.jobs[job.id] = job
         self._pool.submit(self._work, job)
@@ -194,8 +213,14 @@ class FakeServerless:
                 error = "injected failure: the worker process died" if fault.kind == "FAILED" else None
                 self._finish(job, fault.kind, error=error)
             return
-        if fault is not None and fault.kind == "slow" and job.settled.wait(fault.seconds):
-            return  # cancelled meanwhile
+        if fault is not None and fault.kind in ("slow", "late"):
+            limit = job.execution_timeout_s
+            if job.settled.wait(fault.seconds if limit is None else min(fault.seconds, limit)):
+                return  # cancelled meanwhile
+            if limit is not None and fault.seconds >= limit:
+                with self._lock:
+                    self._finish(job, "TIMED_OUT")  # RunPod stops a job at its execution timeout
+                return
         result = asyncio.run(run_job(self.handler, {"id": job.id, "input": job.input}))
         with self._lock:
             self.executed += 1
@@ -274,13 +299,13 @@ class FakeServerless:
             def _run(self, body: Any, _: None) -> None:
                 if self._refused(body):
                     return
-                job = fake._submit(body["input"])
+                job = fake._submit(body["input"], body.get("policy"))
                 self._send(200, {"id": job.id, "status": "IN_QUEUE"})
 
             def _runsync(self, body: Any, _: None) -> None:
                 if self._refused(body):
                     return
-                job = fake._submit(body["input"])
+                job = fake._submit(body["input"], body.get("policy"))
                 job.settled.wait(fake.runsync_wait_s)
                 with fake._lock:
                     record = job.record(fake.execution_ms)
@@ -295,27 +320,31 @@ class FakeServerless:
                     message = "Too many requests" if fault.kind == "429" else "Internal server error"
                     self._send(int(fault.kind), {"error": message}, headers)
                     return True
-                if not isinstance(body, dict) or "input" not in body:
+                problem = _body_problem(body)
+                if problem is not None:
                     with fake._lock:
                         fake.calls["refused"] += 1
-                    self._send(400, {"error": "body must be an object with 'input'"})
+                    self._send(400, {"error": problem})
                     return True
                 return False
 
-            def _job(self, job_id: str) -> FakeJob | None:
+            def _job(self, job_id: str, action: str) -> FakeJob | None:
                 job = fake.jobs.get(job_id)
                 if job is None:
                     self._send(404, {"error": f"job {job_id} not found"})
+                elif not job.answers(action):
+                    self._send(502, {"error": "Bad Gateway"})
+                    return None
                 return job
 
             def _status(self, _: Any, job_id: str) -> None:
-                if (job := self._job(job_id)) is not None:
+                if (job := self._job(job_id, "status")) is not None:
                     with fake._lock:
                         record = job.record(fake.execution_ms)
                     self._send(200, record)
 
             def _stream(self, _: Any, job_id: str) -> None:
-                if (job := self._job(job_id)) is not None:
+                if (job := self._job(job_id, "stream")) is not None:
                     with fake._lock:
                         stream = []
                         if job.status == "COMPLETED" and not job.streamed:
@@ -326,7 +355,7 @@ class FakeServerless:
                     self._send(200, {"status": status, "stream": stream})
 
             def _cancel(self, _: Any, job_id: str) -> None:
-                if (job := self._job(job_id)) is not None:
+                if (job := self._job(job_id, "cancel")) is not None:
                     with fake._lock:
                         fake._finish(job, "CANCELLED")
                         status = job.status
@@ -343,3 +372,18 @@ class FakeServerless:
                 self._send(200, {"removed": len(queued), "status": "completed"})
 
         return Handler
+
+
+def _body_problem(body: Any) -> str | None:
+    """RunPod's checks of a /run or /runsync body: an `input`, and a policy it accepts."""
+    if not isinstance(body, dict) or "input" not in body:
+        return "body must be an object with 'input'"
+    policy = body.get("policy")
+    if policy is None:
+        return None
+    timeout = policy.get("executionTimeout") if isinstance(policy, dict) else None
+    if not isinstance(policy, dict) or set(policy) - {"executionTimeout", "ttl", "lowPriority"}:
+        return "policy: only executionTimeout, ttl and lowPriority are known"
+    if timeout is not None and (not isinstance(timeout, int) or timeout <= 5000):
+        return "policy.executionTimeout must be an integer above 5000 (ms)"
+    return None

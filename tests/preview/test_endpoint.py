@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import runpod
 
-from tasks.endpoint import Attempt, EndpointError, PreviewEndpoint
+from tasks.endpoint import Attempt, EndpointError, JobRead, PreviewEndpoint
 from tests.fakes.runpod_serverless import FakeServerless
 from tests.support.processes import free_port
 
@@ -20,8 +20,9 @@ HELLO = {"text": "Hello there.", "voice": None, "format": "wav"}
 def client(fake_endpoint: FakeServerless, monkeypatch: pytest.MonkeyPatch) -> Callable[..., PreviewEndpoint]:
     monkeypatch.setattr(runpod, "endpoint_url_base", fake_endpoint.url)
 
-    def build(timeout_s: float = 20, max_retries: int = 2, api_key: str = fake_endpoint.api_key) -> PreviewEndpoint:
-        return PreviewEndpoint(fake_endpoint.endpoint_id, api_key, timeout_s, max_retries)
+    def build(timeout_s: float = 20, max_retries: int = 2, api_key: str = fake_endpoint.api_key,
+              execution_timeout_s: float | None = None) -> PreviewEndpoint:
+        return PreviewEndpoint(fake_endpoint.endpoint_id, api_key, timeout_s, max_retries, execution_timeout_s)
 
     return build
 
@@ -86,6 +87,28 @@ def test_a_cancelled_job_ends_the_call_without_a_retry(client, fake_endpoint: Fa
     assert time.monotonic() - started < 5 and fake_endpoint.calls["run"] == 1
 
 
+def test_every_job_carries_the_execution_timeout_as_its_runpod_policy(client, fake_endpoint) -> None:  # noqa: ANN001
+    outcome = client(execution_timeout_s=90).call(HELLO)
+    assert fake_endpoint.jobs[outcome.job_id].policy == {"executionTimeout": 90_000}
+
+
+def test_a_job_is_read_for_its_bill_whatever_state_it_is_in(client, fake_endpoint) -> None:  # noqa: ANN001
+    endpoint = client()
+    done = endpoint.call(HELLO)
+    fake_endpoint.inject("slow", seconds=20)
+    fake_endpoint.inject("lost")
+    running, lost = endpoint.endpoint.run({"input": HELLO}), endpoint.endpoint.run({"input": HELLO})
+    assert endpoint.read_job(done.job_id) == JobRead("final", "COMPLETED", done.execution_ms)
+    assert endpoint.read_job(running.job_id).state == "pending"
+    assert endpoint.read_job("no-such-job").state == "gone"
+    assert endpoint.read_job(lost.job_id) == JobRead("unreadable", error='HTTP 502 {"error": "Bad Gateway"}')
+    assert endpoint.cancel_job(running.job_id) and not endpoint.cancel_job(lost.job_id)
+    assert endpoint.read_job(running.job_id).status == "CANCELLED"
+    fake_endpoint.pause()
+    assert endpoint.read_job(done.job_id) == JobRead("unreadable", error="connection refused")
+    fake_endpoint.resume()
+
+
 def test_a_slow_job_is_cancelled_at_the_timeout(client, fake_endpoint: FakeServerless) -> None:  # noqa: ANN001
     fake_endpoint.inject("slow", seconds=30)
     seen: list[Attempt] = []
@@ -96,6 +119,16 @@ def test_a_slow_job_is_cancelled_at_the_timeout(client, fake_endpoint: FakeServe
     job = fake_endpoint.jobs[seen[0].job_id]
     assert job.status == "CANCELLED" and fake_endpoint.calls["cancel"] == 1
     assert seen[0].execution_ms is not None and seen[0].execution_ms >= 900  # what it billed until cancelled
+    assert seen[0].read == "final"
+
+
+def test_a_job_whose_cancel_fails_is_left_open(client, fake_endpoint: FakeServerless) -> None:  # noqa: ANN001
+    fake_endpoint.inject("late", seconds=3)
+    seen: list[Attempt] = []
+    with pytest.raises(EndpointError, match="no result within PREVIEW_TIMEOUT_SECONDS=1; the cancel did not get"):
+        client(timeout_s=1, max_retries=0).call(HELLO, after_attempt=seen.append)
+    assert (seen[0].read, seen[0].execution_ms) == ("pending", None)  # its bill is not known yet
+    assert fake_endpoint.jobs[seen[0].job_id].status == "IN_PROGRESS"
 
 
 def test_connection_refused_is_retried_quickly_then_reported(monkeypatch: pytest.MonkeyPatch) -> None:
