@@ -162,11 +162,20 @@ class Settings(BaseSettings):
     preview_max_seconds: float = _env("PREVIEW_MAX_SECONDS", "Longest preview audio.", 30.0, gt=0)
     preview_seconds_per_char: float = _env(
         "PREVIEW_SECONDS_PER_CHAR", "Spoken seconds per character, used to cut preview text.", 0.07, gt=0)
-    preview_timeout_s: float = _env("PREVIEW_TIMEOUT_SECONDS", "Serverless call timeout.", 60.0, gt=0)
+    preview_timeout_s: float = _env(
+        "PREVIEW_TIMEOUT_SECONDS", "How long one serverless attempt is waited for before it is cancelled.", 60.0, gt=0)
+    preview_execution_timeout_s: float = _env(
+        "PREVIEW_EXECUTION_TIMEOUT_SECONDS", "Execution timeout sent as every preview job's RunPod policy "
+        "(RunPod's default is 600; it accepts more than 5 s, up to 7 days): the most one job can bill, so "
+        "each attempt reserves this x PREVIEW_USD_PER_SECOND and a job whose bill stays unknown is charged it.",
+        600.0, gt=5, le=7 * 24 * 3600)
     preview_rate_per_minute: int = _env(
         "PREVIEW_RATE_PER_MINUTE", "Previews one requester may ask for per minute.", 10, ge=1)
     preview_max_usd_per_hour: float = _env(
         "PREVIEW_MAX_USD_PER_HOUR", "Cap on serverless spend for previews.", 2.0, ge=0)
+    preview_requester_share: float = _env(
+        "PREVIEW_REQUESTER_SHARE", "Fraction (0-1] of PREVIEW_MAX_USD_PER_HOUR one requester may use in an hour, "
+        "so one requester cannot lock the others out.", 0.25, gt=0, le=1)
     preview_usd_per_second: float = _env(
         "PREVIEW_USD_PER_SECOND", "Serverless price per execution second.", 0.00016, ge=0)
     preview_max_retries: int = _env("PREVIEW_MAX_RETRIES", "Retries of a failed serverless call.", 3, ge=0)
@@ -198,6 +207,13 @@ class Settings(BaseSettings):
             raise ValueError("SCALER_MIN_WORKERS must not exceed SCALER_MAX_WORKERS")
         if self.max_batch_chars < self.max_chunk_chars:
             raise ValueError("AUDIOBOOK_MAX_BATCH_CHARS must be at least AUDIOBOOK_MAX_CHUNK_CHARS")
+        share_usd = self.preview_requester_share * self.preview_max_usd_per_hour
+        worst_usd = self.preview_execution_timeout_s * self.preview_usd_per_second
+        if self.runpod_preview_endpoint_id and worst_usd <= self.preview_max_usd_per_hour and share_usd < worst_usd:
+            raise ValueError(
+                f"PREVIEW_REQUESTER_SHARE x PREVIEW_MAX_USD_PER_HOUR (${share_usd:g} an hour) must hold one preview's "
+                f"worst case, PREVIEW_EXECUTION_TIMEOUT_SECONDS x PREVIEW_USD_PER_SECOND (${worst_usd:g}), or no "
+                f"requester could get a preview")
         return self
 
     # --- derived values -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from scaler import metrics
 from scaler.tick import Scaler
 from settings import get_settings
 from tasks import app
+from tasks.preview_spend import settle_open_previews
 
 
 @functools.cache
@@ -25,4 +26,5 @@ def get_scaler() -> Scaler:
 @app.task(name="audiobook.autoscale", ignore_result=True, soft_time_limit=240, time_limit=270)
 def autoscale() -> dict[str, Any]:
     metrics.serve(get_settings().scaler_metrics_port)
+    settle_open_previews()  # preview jobs whose bill was left open: re-read even in hours without previews
     return get_scaler().tick()

@@ -1,16 +1,15 @@
-"""Preview limits shared by every control worker through Redis: a per-requester rate and a spend cap.
+"""Preview limits shared by every control worker through Redis: the per-requester rate, and where they live.
 
-The decisions are pure functions of numbers and a clock, tested from tables. The Redis classes only load
-and store their state inside a WATCH transaction, so two workers can never both take the last slot; the
-clock is Redis's own, so workers with skewed clocks still agree.
+The decision is a pure function of numbers and a clock, tested from tables. The Redis class only loads and
+stores its state inside a WATCH transaction, so two workers can never both take the last slot; the clock is
+Redis's own, so workers with skewed clocks still agree. Spend limits: tasks.spend and tasks.spend_meter.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
@@ -19,8 +18,6 @@ from scaler.redis_client import is_redis_url, redis_client
 from settings import get_settings
 
 RATE_WINDOW_S = 60.0
-SPEND_WINDOW_S = 3600
-_BUCKET_S = 60
 
 
 @dataclass(frozen=True)
@@ -37,38 +34,6 @@ def rate_verdict(granted: Sequence[float], now: float, per_minute: int) -> Verdi
     return Verdict(False, recent[-per_minute] + RATE_WINDOW_S - now)
 
 
-def spend_in_window(spent: Mapping[int, float], now: float) -> float:
-    """USD spent in the last hour, from per-minute buckets keyed by minute number."""
-    current = int(now // _BUCKET_S)
-    return sum(usd for minute, usd in spent.items() if minute > current - SPEND_WINDOW_S // _BUCKET_S)
-
-
-def spend_verdict(spent: Mapping[int, float], now: float, cap_usd: float, reserve_usd: float) -> Verdict:
-    """May `reserve_usd` more be spent with at most `cap_usd` in any hour? If not, when enough ages out.
-
-    A bucket for minute m leaves the window at (m + 60) minutes. When even an empty window cannot hold
-    `reserve_usd`, retry_after_s is infinite.
-    """
-    current = int(now // _BUCKET_S)
-    live = sorted((m, usd) for m, usd in spent.items() if m > current - SPEND_WINDOW_S // _BUCKET_S)
-    total = sum(usd for _, usd in live)
-    if total + reserve_usd <= cap_usd + 1e-12:
-        return Verdict(True)
-    if reserve_usd > cap_usd:
-        return Verdict(False, math.inf)
-    for minute, usd in live:
-        total -= usd
-        if total + reserve_usd <= cap_usd + 1e-12:
-            return Verdict(False, max(0.0, (minute * _BUCKET_S + SPEND_WINDOW_S) - now))
-    return Verdict(False, SPEND_WINDOW_S)  # unreachable: an empty window holds any reserve <= cap
-
-
-@dataclass(frozen=True)
-class Reservation:
-    minute: int
-    usd: float
-
-
 class RateLimiter:
     """Per-requester sliding window in Redis: a sorted set of grant times that expires with the window."""
 
@@ -81,7 +46,7 @@ class RateLimiter:
         key = self.prefix + requester
 
         def attempt(pipe: redis.client.Pipeline) -> Verdict:
-            now = _redis_now(pipe)
+            now = redis_now(pipe)
             granted = [score for _, score in pipe.zrangebyscore(key, now - RATE_WINDOW_S, "+inf", withscores=True)]
             verdict = rate_verdict(granted, now, self.per_minute)
             if verdict.allowed:
@@ -94,48 +59,7 @@ class RateLimiter:
         return self.client.transaction(attempt, key, value_from_callable=True)
 
 
-class SpendMeter:
-    """Serverless spend per minute in one Redis hash; the last hour of it is held against the cap.
-
-    A call reserves its worst case before it starts and settles to what RunPod billed afterwards, so
-    concurrent previews cannot overshoot the cap together.
-    """
-
-    def __init__(self, client: redis.Redis, cap_usd_per_hour: float, key: str = "audiobook:preview:spend") -> None:
-        self.client = client
-        self.cap_usd = cap_usd_per_hour
-        self.key = key
-
-    def reserve(self, usd: float) -> Reservation | Verdict:
-        """A Reservation, or the refusing Verdict (with its retry time)."""
-
-        def attempt(pipe: redis.client.Pipeline) -> Reservation | Verdict:
-            now = _redis_now(pipe)
-            spent = {int(m): float(v) for m, v in pipe.hgetall(self.key).items()}
-            verdict = spend_verdict(spent, now, self.cap_usd, usd)
-            if not verdict.allowed:
-                return verdict
-            minute = int(now // _BUCKET_S)
-            stale = [str(m) for m in spent if m <= minute - SPEND_WINDOW_S // _BUCKET_S]
-            pipe.multi()
-            pipe.hincrbyfloat(self.key, str(minute), usd)
-            if stale:
-                pipe.hdel(self.key, *stale)
-            pipe.expire(self.key, 2 * SPEND_WINDOW_S)
-            return Reservation(minute, usd)
-
-        return self.client.transaction(attempt, self.key, value_from_callable=True)
-
-    def settle(self, reservation: Reservation, actual_usd: float) -> None:
-        """Replace a reservation by what was billed (in the reservation's minute)."""
-        self.client.hincrbyfloat(self.key, str(reservation.minute), actual_usd - reservation.usd)
-
-    def spent_last_hour(self) -> float:
-        now = _redis_now(self.client)
-        return spend_in_window({int(m): float(v) for m, v in self.client.hgetall(self.key).items()}, now)
-
-
-def _redis_now(client: redis.Redis | redis.client.Pipeline) -> float:
+def redis_now(client: redis.Redis | redis.client.Pipeline) -> float:
     seconds, micros = client.time()
     return seconds + micros / 1e6
 

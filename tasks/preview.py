@@ -2,7 +2,7 @@
 
 In order: validate; rate-limit the requester (PREVIEW_RATE_PER_MINUTE, shared in Redis); cut the text at a
 sentence to fit PREVIEW_MAX_SECONDS; look in the cache (same normalised text, voice, model and format);
-then, with RUNPOD_PREVIEW_ENDPOINT_ID, reserve spend under PREVIEW_MAX_USD_PER_HOUR and call the endpoint,
+then, with RUNPOD_PREVIEW_ENDPOINT_ID, call the endpoint under the spend limits (tasks.preview_spend),
 or without it (the embedded default) synthesize here with the same handler code. torch is imported only
 for that local fallback; the endpoint path needs only runpod.
 """
@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import logging
 import math
 import time
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Task
 from celery.signals import worker_process_init
@@ -29,12 +27,10 @@ from synth.preview import cache_key, fit_text
 from synth.storage import Storage
 from tasks import app
 from tasks.errors import InvalidPayload, PreviewFailed, PreviewRefused
-from tasks.limits import RateLimiter, Reservation, SpendMeter, Verdict, key_prefix, limits_redis
+from tasks.limits import RateLimiter, key_prefix, limits_redis
 from tasks.payloads import PreviewRequest, validate
+from tasks.preview_spend import SWEEP_BUDGET_S, preview_spend
 from tasks.runtime import consumes, get_engine, get_storage
-
-if TYPE_CHECKING:
-    from tasks.endpoint import Attempt, PreviewEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +40,8 @@ _CONTRACT = ("format", "sample_rate", "duration_s", "characters")
 
 
 def _time_limit(s: Settings) -> float:
-    """Every attempt may run to its timeout, plus HTTP calls and the longest backoff between attempts."""
-    return (s.preview_max_retries + 1) * (s.preview_timeout_s + 25) + 30
+    """Every attempt may run to its timeout, plus HTTP calls, the longest backoff and a sweep of open jobs."""
+    return (s.preview_max_retries + 1) * (s.preview_timeout_s + 25) + 30 + SWEEP_BUDGET_S + 10
 
 
 _settings = get_settings()
@@ -74,7 +70,7 @@ def synthesize_preview_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, 
                                                   "execution_ms": 0, "cost_usd": 0.0, "attempts": 0, "job_id": None}
     job_input = {"text": fitted.text, "voice": request.voice, "format": request.format}
     if s.runpod_preview_endpoint_id:
-        output, usage = _on_endpoint(job_input, s)
+        output, usage = _on_endpoint(job_input, request.requester)
     else:
         output, usage = _locally(job_input)
     entry, data = _store(storage, key, output)
@@ -150,55 +146,13 @@ def _locally(job_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
                     "attempts": 1, "job_id": None}
 
 
-def _on_endpoint(job_input: dict[str, Any], s: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
-    from tasks.endpoint import EndpointError
-
-    endpoint = _endpoint()
-    meter = SpendMeter(limits_redis(), s.preview_max_usd_per_hour, key_prefix() + "spend")
-    worst_usd = s.preview_timeout_s * s.preview_usd_per_second
-    reservations: list[Reservation] = []
-    billed: list[float] = []
-
-    def reserve(number: int) -> None:
-        reservation = meter.reserve(worst_usd)
-        if isinstance(reservation, Verdict):
-            raise PreviewRefused(_spend_refusal(reservation, meter, s, worst_usd))
-        reservations.append(reservation)
-
-    def settle(attempt: Attempt) -> None:
-        usd = worst_usd if attempt.execution_ms is None else attempt.execution_ms / 1000 * s.preview_usd_per_second
-        meter.settle(reservations[-1], usd)
-        billed.append(usd)
-
-    try:
-        outcome = endpoint.call(job_input, before_attempt=reserve, after_attempt=settle)
-    except EndpointError as exc:
-        raise PreviewFailed(str(exc)) from None
+def _on_endpoint(job_input: dict[str, Any], requester: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """On the serverless endpoint, under the spend limits (jobs whose bill was left open are re-read first)."""
+    spend = preview_spend()
+    spend.settle_open()
+    outcome, cost_usd = spend.call(job_input, requester)
     return outcome.output, {"backend": "runpod", "delay_ms": outcome.delay_ms, "execution_ms": outcome.execution_ms,
-                            "cost_usd": round(sum(billed), 6), "attempts": len(outcome.attempts),
-                            "job_id": outcome.job_id}
-
-
-def _spend_refusal(verdict: Verdict, meter: SpendMeter, s: Settings, worst_usd: float) -> str:
-    cap = f"serverless spend cap PREVIEW_MAX_USD_PER_HOUR=${s.preview_max_usd_per_hour:g}"
-    if math.isinf(verdict.retry_after_s):
-        return (f"{cap} is below what one preview call may cost (${worst_usd:.4f} = PREVIEW_TIMEOUT_SECONDS x "
-                f"PREVIEW_USD_PER_SECOND); previews on the endpoint are off until the cap is raised")
-    at = datetime.now(UTC) + timedelta(seconds=verdict.retry_after_s)
-    return (f"{cap} reached: ${meter.spent_last_hour():.4f} spent in the last hour; retry in "
-            f"{math.ceil(verdict.retry_after_s)} s (after {at.isoformat(timespec='seconds')})")
-
-
-@functools.cache
-def _endpoint() -> PreviewEndpoint:
-    """The process's endpoint client (its HTTP session keeps connections open between previews)."""
-    from tasks.endpoint import PreviewEndpoint
-
-    s = get_settings()
-    if s.runpod_api_key is None:
-        raise PreviewFailed("RUNPOD_PREVIEW_ENDPOINT_ID is set but RUNPOD_API_KEY is not")
-    return PreviewEndpoint(s.runpod_preview_endpoint_id or "", s.runpod_api_key.get_secret_value(),
-                           s.preview_timeout_s, s.preview_max_retries)
+                            "cost_usd": cost_usd, "attempts": len(outcome.attempts), "job_id": outcome.job_id}
 
 
 @worker_process_init.connect
@@ -206,6 +160,6 @@ def _warm_endpoint(**_: object) -> None:
     """Import runpod (about a second) and open the client at start, not in the first preview."""
     if consumes(QUEUE_PREVIEW) and get_settings().runpod_preview_endpoint_id:
         try:
-            _endpoint()
+            preview_spend()
         except Exception:  # the first preview reports it
             log.exception("preview endpoint client failed at worker start")

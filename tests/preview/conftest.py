@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,20 @@ def torch_loaded(pid: int) -> bool:
         seen = seen or "libtorch" in maps
         pids.extend(int(child) for child in children)
     return seen
+
+
+def race(count: int, action: Callable[[], object]) -> list:
+    """`action` run by `count` threads released together; their results."""
+    results: list = []
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(action())
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results

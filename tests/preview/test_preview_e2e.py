@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,26 +115,91 @@ def test_rate_limit_holds_across_two_workers(start_worker, client_app: Celery, f
     assert send_preview(client_app, text="Another requester.", requester="bob").get(timeout=120)["cached"] is False
 
 
-def test_spend_cap_binds_with_a_clear_refusal(start_worker, client_app: Celery, fake_endpoint: FakeServerless,
-                                              endpoint_env: dict[str, str], redis_url: str) -> None:
-    # Each call may cost 5 s x $0.01 = $0.05 and is billed that much; $0.12 an hour allows two.
-    env = endpoint_env | {"PREVIEW_USD_PER_SECOND": "0.01", "PREVIEW_TIMEOUT_SECONDS": "5",
-                          "PREVIEW_MAX_USD_PER_HOUR": "0.12"}
-    start_worker("preview,control", name="control", env=env)
-    fake_endpoint.execution_ms = 5000
-    first = send_preview(client_app, text="First preview.").get(timeout=120)
-    second = send_preview(client_app, text="Second preview.").get(timeout=120)
-    assert first["cost_usd"] == second["cost_usd"] == pytest.approx(0.05) and first["execution_ms"] == 5000
+def _spent(redis_url: str, key: str = "audiobook:preview:spend") -> float:
+    return sum(float(v) for v in redis.Redis.from_url(redis_url).hgetall(key).values())
 
-    error = failure(send_preview(client_app, text="Third preview."))
+
+def _open_jobs(redis_url: str) -> list[str]:
+    return [job.decode() for job in redis.Redis.from_url(redis_url).hkeys("audiobook:preview:open")]
+
+
+def test_spend_cap_and_each_requesters_share_bind_with_clear_refusals(start_worker, client_app: Celery,
+                                                                       fake_endpoint: FakeServerless,
+                                                                       endpoint_env: dict[str, str],
+                                                                       redis_url: str) -> None:
+    # Each call may cost 10 s x $0.01 = $0.10 and is billed that much. $0.30 an hour allows three; one
+    # requester's share, 0.67 of it ($0.201), allows two.
+    env = endpoint_env | {"PREVIEW_USD_PER_SECOND": "0.01", "PREVIEW_TIMEOUT_SECONDS": "10",
+                          "PREVIEW_EXECUTION_TIMEOUT_SECONDS": "10", "PREVIEW_MAX_USD_PER_HOUR": "0.30",
+                          "PREVIEW_REQUESTER_SHARE": "0.67"}
+    start_worker("preview,control", name="control", env=env)
+    fake_endpoint.execution_ms = 10_000
+    first = send_preview(client_app, text="First preview.", requester="alice").get(timeout=120)
+    second = send_preview(client_app, text="Second preview.", requester="alice").get(timeout=120)
+    assert first["cost_usd"] == second["cost_usd"] == pytest.approx(0.10) and first["execution_ms"] == 10_000
+
+    error = failure(send_preview(client_app, text="Third preview.", requester="alice"))
     assert type(error).__name__ == "PreviewRefused"
-    assert "serverless spend cap PREVIEW_MAX_USD_PER_HOUR=$0.12 reached: $0.1000 spent in the last hour; " \
+    assert "spend share of requester 'alice' (PREVIEW_REQUESTER_SHARE=0.67 x PREVIEW_MAX_USD_PER_HOUR=$0.3 = " \
+           "$0.2010 an hour) reached: $0.2000 spent in the last hour; retry in 3" in str(error)
+    # Another requester still gets previews while alice waits...
+    assert send_preview(client_app, text="Bob's preview.", requester="bob").get(timeout=120)["cost_usd"] > 0
+    # ...up to the cap that holds for everyone.
+    error = failure(send_preview(client_app, text="Carol's preview.", requester="carol"))
+    assert type(error).__name__ == "PreviewRefused"
+    assert "serverless spend cap PREVIEW_MAX_USD_PER_HOUR=$0.3 reached: $0.3000 spent in the last hour; " \
            "retry in 3" in str(error) and " s (after " in str(error)
-    assert fake_endpoint.submitted == 2  # refused before any call
-    spent = redis.Redis.from_url(redis_url).hgetall("audiobook:preview:spend")
-    assert sum(float(v) for v in spent.values()) == pytest.approx(0.10)
+    assert fake_endpoint.submitted == 3  # refused before any call
+    assert fake_endpoint.jobs[first["job_id"]].policy == {"executionTimeout": 10_000}
+    assert _spent(redis_url) == pytest.approx(0.30)
+    assert _spent(redis_url, "audiobook:preview:spend:requester:alice") == pytest.approx(0.20)
     # A cached preview costs nothing and is still served.
-    assert send_preview(client_app, text="First preview.").get(timeout=60)["cached"] is True
+    assert send_preview(client_app, text="First preview.", requester="alice").get(timeout=60)["cached"] is True
+
+
+# A job may bill up to its execution timeout, 30 s x $0.01 = $0.30, whatever our own 1 s timeout says.
+LOST_ENV = {"PREVIEW_USD_PER_SECOND": "0.01", "PREVIEW_TIMEOUT_SECONDS": "1", "PREVIEW_MAX_RETRIES": "0",
+            "PREVIEW_EXECUTION_TIMEOUT_SECONDS": "30"}
+
+
+def test_a_job_that_completes_after_the_worker_gave_up_is_settled_to_its_bill(start_worker, client_app: Celery,
+                                                                               fake_endpoint: FakeServerless,
+                                                                               endpoint_env: dict[str, str],
+                                                                               redis_url: str) -> None:
+    start_worker("preview,control", name="control", env=endpoint_env | LOST_ENV)
+    fake_endpoint.inject("late", seconds=2, execution_ms=2500)  # our cancel does not get through
+    error = failure(send_preview(client_app, text="Given up on."))
+    assert _spent(redis_url) == pytest.approx(0.30)  # held at the worst case until RunPod says more
+    assert type(error).__name__ == "PreviewFailed" and "the cancel did not get through" in str(error)
+    [job_id] = _open_jobs(redis_url)
+
+    wait_for(lambda: fake_endpoint.jobs[job_id].status == "COMPLETED", 30, what="the late job to complete")
+    result = send_preview(client_app, text="The next preview re-reads it.").get(timeout=120)
+    assert _open_jobs(redis_url) == []
+    assert _spent(redis_url) == pytest.approx(0.025 + result["cost_usd"])  # RunPod's 2.5 s, not a guess
+
+
+def test_a_job_whose_bill_cannot_be_read_is_charged_the_execution_timeout(start_worker, client_app: Celery,
+                                                                          fake_endpoint: FakeServerless,
+                                                                          endpoint_env: dict[str, str],
+                                                                          redis_url: str) -> None:
+    # The shortest execution timeout RunPod accepts keeps the wait for the deadline short: 6 s x $0.01.
+    start_worker("preview,control", name="control", env=endpoint_env | LOST_ENV | {
+        "PREVIEW_EXECUTION_TIMEOUT_SECONDS": "6"})
+    fake_endpoint.inject("lost")  # /status and /cancel about the job fail
+    error = failure(send_preview(client_app, text="Never heard of again."))
+    assert _spent(redis_url) == pytest.approx(0.06)  # held at the worst case, not our 1 s timeout
+    assert type(error).__name__ == "PreviewFailed"
+    [raw] = redis.Redis.from_url(redis_url).hvals("audiobook:preview:open")
+
+    client = redis.Redis.from_url(redis_url)
+    deadline = json.loads(raw)["deadline"]
+    wait_for(lambda: client.time()[0] > deadline, 30, 0.2, "the open job's deadline")
+    # No preview comes: the autoscale beat's tick re-reads it. No answer past its deadline: it can no
+    # longer change, and is charged the worst case for good.
+    client_app.send_task("audiobook.autoscale", queue="control")
+    wait_for(lambda: _open_jobs(redis_url) == [], 60, 0.2, "the beat to close the open job")
+    assert _spent(redis_url) == pytest.approx(0.06)
 
 
 def test_endpoint_faults_reach_the_caller_or_are_ridden_out(start_worker, client_app: Celery,
