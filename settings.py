@@ -56,8 +56,8 @@ class Settings(BaseSettings):
         "Where audio goes: `file:///abs/path`, a plain path, or `s3://bucket/prefix` (standard `AWS_*` "
         "variables and `AWS_ENDPOINT_URL`).", "./var/audio")
     model: str = _env(
-        "AUDIOBOOK_MODEL", "TTS model: a hub id (e.g. `facebook/mms-tts-eng`) or a local directory.",
-        "facebook/mms-tts-eng")
+        "AUDIOBOOK_MODEL", "TTS model: a hub id, a local directory or `piper[:voice]`; README \"Models and "
+        "licences\" says which may be sold (`facebook/mms-tts-eng` may not).", "kakao-enterprise/vits-ljs")
     device: Literal["auto", "cpu", "cuda"] = _env(
         "AUDIOBOOK_DEVICE", "`auto` picks CUDA when available; fp16 is used on CUDA.", "auto")
     max_chapter_chars: int = _env(

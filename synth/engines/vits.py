@@ -1,4 +1,5 @@
-"""VITS-family models through transformers (MMS-TTS, e.g. facebook/mms-tts-eng)."""
+"""VITS-family models through transformers: character models (MMS-TTS, e.g. facebook/mms-tts-eng) and
+espeak-ng phoneme models (kakao-enterprise/vits-ljs, vits-vctk; front end in synth.engines.phonemes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from transformers import AutoTokenizer, VitsModel
 
 from synth.engines.base import Engine
+from synth.engines.phonemes import check_front_end, phoneme_text, phonemizes
 from synth.errors import ModelLoadError
 from synth.text.vocab import to_vocab
 
@@ -33,7 +35,9 @@ class VitsEngine(Engine):
         self.name = name
         self.sample_rate = int(model.config.sampling_rate)
         self.unknown_chars = unknown_chars
-        self.vocab = frozenset(k for k in tokenizer.get_vocab() if k not in _SPECIAL and len(k) == 1)
+        # get_vocab() has a None entry where an id is unused (vits-ljs's symbol table repeats "'").
+        self.vocab = frozenset(k for k in tokenizer.get_vocab() if isinstance(k, str) and len(k) == 1
+                               and k not in _SPECIAL)
         # On a GPU many rows per pass keep it busy; on a CPU padded batches are slower than one row at a time.
         self.batch_rows = 32 if model.device.type == "cuda" else 1
 
@@ -46,6 +50,8 @@ class VitsEngine(Engine):
             model = VitsModel.from_pretrained(model_id, dtype=dtype)
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"cannot load VITS model {model_id!r}: {exc}") from exc
+        if phonemizes(tokenizer):
+            check_front_end(tokenizer, model_id)
         model.to(target).eval()
         return cls(model, tokenizer, name=model_id, unknown_chars=unknown_chars)
 
@@ -54,6 +60,8 @@ class VitsEngine(Engine):
         return ["default"] if speakers <= 1 else [f"speaker_{i}" for i in range(speakers)]
 
     def speakable(self, text: str) -> str:
+        if phonemizes(self.tokenizer):
+            return phoneme_text(self.tokenizer, text, self.unknown_chars)  # type: ignore[arg-type]
         return to_vocab(text, self.vocab, unknown=self.unknown_chars)  # type: ignore[arg-type]
 
     @torch.inference_mode()

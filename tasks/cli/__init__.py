@@ -7,7 +7,8 @@ import importlib
 import sys
 
 # Modules that add sub-commands; each defines register(subparsers) and sets `func` on its parsers.
-COMMAND_MODULES: list[str] = ["tasks.cli.book", "tasks.cli.preview", "tasks.cli.scaler", "tasks.cli.simulate"]
+COMMAND_MODULES: list[str] = ["tasks.cli.book", "tasks.cli.preview", "tasks.cli.scaler", "tasks.cli.simulate",
+                              "tasks.cli.voices"]
 
 
 class CliError(Exception):
