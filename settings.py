@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 QUEUE_GPU = "gpu-long"
 QUEUE_PREVIEW = "preview"
 QUEUE_CONTROL = "control"
+#: Set by the scaler on every worker it creates (pod env or process env): that worker's price in USD/hour.
+WORKER_PRICE_ENV = "AUDIOBOOK_WORKER_USD_PER_HOUR"
 
 
 class SettingsError(ValueError):
@@ -84,6 +86,10 @@ class Settings(BaseSettings):
     chapter_head_s: float = _env("AUDIOBOOK_CHAPTER_HEAD_S", "Silence before a chapter.", 0.75, ge=0)
     chapter_tail_s: float = _env("AUDIOBOOK_CHAPTER_TAIL_S", "Silence after a chapter.", 2.0, ge=0)
 
+    worker_usd_per_hour: float | None = _env(
+        WORKER_PRICE_ENV, "This GPU worker's price in USD/hour: the scaler sets it on each pod or process it "
+        "creates, and each chapter's usage bills its compute time at it. Unset: chapters carry no USD.", None, ge=0)
+
     # --- book outputs --------------------------------------------------------------------------------
     book_lufs: float = _env(
         "AUDIOBOOK_BOOK_LUFS", "Integrated loudness (ITU-R BS.1770) every chapter of a book file is brought to, "
@@ -120,7 +126,8 @@ class Settings(BaseSettings):
     scaler_target_drain_s: float = _env(
         "SCALER_TARGET_DRAIN_SECONDS", "Backlog policy: drain the queue within this long.", 600.0, gt=0)
     scaler_seconds_per_char: float = _env(
-        "SCALER_SECONDS_PER_CHAR", "Backlog policy: GPU seconds per character (measure with bench/).",
+        "SCALER_SECONDS_PER_CHAR", "GPU seconds per character, for the backlog policy and "
+        "`audiobook inspect`'s estimates (measure with bench/).",
         0.004, gt=0)
     scaler_dry_run: bool = _env("SCALER_DRY_RUN", "Decide and record, but create or terminate nothing.", False)
     scaler_orphans: Literal["adopt", "terminate"] = _env(
@@ -161,7 +168,8 @@ class Settings(BaseSettings):
     # --- previews ------------------------------------------------------------------------------------
     preview_max_seconds: float = _env("PREVIEW_MAX_SECONDS", "Longest preview audio.", 30.0, gt=0)
     preview_seconds_per_char: float = _env(
-        "PREVIEW_SECONDS_PER_CHAR", "Spoken seconds per character, used to cut preview text.", 0.07, gt=0)
+        "PREVIEW_SECONDS_PER_CHAR", "Spoken seconds per character: cuts preview text, and estimates a book's "
+        "audio length (`audiobook inspect`).", 0.07, gt=0)
     preview_timeout_s: float = _env(
         "PREVIEW_TIMEOUT_SECONDS", "How long one serverless attempt is waited for before it is cancelled.", 60.0, gt=0)
     preview_execution_timeout_s: float = _env(
@@ -191,7 +199,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @field_validator("scaler_daily_budget_usd", "runpod_preview_endpoint_id", "runpod_network_volume_id",
-                     "max_batch_size",
+                     "max_batch_size", "worker_usd_per_hour",
                      "scaler_metrics_port", mode="before")
     @classmethod
     def _empty_optional(cls, value: object) -> object:

@@ -12,6 +12,7 @@ from settings import QUEUE_CONTROL, QUEUE_GPU, get_settings
 from synth.errors import StorageError
 from synth.output import BookOptions, assemble_book_file
 from synth.output.assemble import with_book
+from synth.usage import book_usage, now_iso
 from tasks import app
 from tasks.bookstatus import submission_key
 from tasks.payloads import BookRequest, validate
@@ -22,7 +23,7 @@ from tasks.runtime import get_storage
 def synthesize_book_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     request = validate(BookRequest, self.name, args, kwargs, max_chars=get_settings().max_chapter_chars)
     shared = {"book_id": request.book_id, "voice": request.voice, "format": request.chapter_format,
-              "seed": request.seed}
+              "seed": request.seed, "metadata": request.metadata}
     # Task ids are fixed up front so the submission record exists before any chapter can run.
     header = [
         signature("audiobook.synthesize_chapter", queue=QUEUE_GPU, task_id=uuid(),
@@ -31,11 +32,12 @@ def synthesize_book_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
     ]
     body = signature("audiobook.assemble_book", queue=QUEUE_CONTROL, task_id=uuid(),
                      kwargs={"book_id": request.book_id, "title": request.title, "author": request.author,
-                             "output": request.output})
+                             "output": request.output, "metadata": request.metadata})
     chapter_task_ids = [sig.id for sig in header]
     get_storage().put_json(submission_key(request.book_id), {
         "book_id": request.book_id, "title": request.title, "author": request.author, "output": request.output,
-        "submitted_at": time.time(), "task_id": self.request.id, "assembly_task_id": body.id,
+        "metadata": request.metadata, "submitted_at": time.time(), "task_id": self.request.id,
+        "assembly_task_id": body.id,
         "chapters": [{"chapter_id": ch.chapter_id, "title": ch.title, "characters": len(ch.text), "task_id": tid}
                      for ch, tid in zip(request.chapters, chapter_task_ids, strict=True)]})
     chord(header)(body)
@@ -52,7 +54,8 @@ def book_options() -> BookOptions:
 @app.task(name="audiobook.assemble_book", bind=True, autoretry_for=(StorageError,), max_retries=5,
           retry_backoff=True, retry_backoff_max=300)
 def assemble_book_task(self: Task, chapter_results: list[dict[str, Any]], *, book_id: str,
-                       title: str | None = None, author: str | None = None, output: str = "none") -> dict[str, Any]:
+                       title: str | None = None, author: str | None = None, output: str = "none",
+                       metadata: dict[str, str] | None = None) -> dict[str, Any]:
     """Write the book manifest (chapter URIs, durations and start offsets, in the submitted order), then the
     book file at `book_id/book.<output>` unless `output` is `none`, and the manifest again with it."""
     offset = 0.0
@@ -63,10 +66,8 @@ def assemble_book_task(self: Task, chapter_results: list[dict[str, Any]], *, boo
                          "sample_rate": result["sample_rate"], "format": result["format"]})
         offset += result["duration_s"]
     manifest = {"book_id": book_id, "title": title, "author": author, "duration_s": round(offset, 3),
-                "chapters": chapters,
-                "usage": {"characters": sum(r["usage"]["characters"] for r in chapter_results),
-                          "audio_seconds": round(offset, 3),
-                          "compute_seconds": round(sum(r["usage"]["compute_seconds"] for r in chapter_results), 3)}}
+                "chapters": chapters, "metadata": metadata or {}, "finished_at": now_iso(),
+                "usage": book_usage([r["usage"] for r in chapter_results])}
     storage = get_storage()
     uri = storage.put_json(f"{book_id}/manifest.json", manifest)
     if output != "none":

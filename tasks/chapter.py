@@ -13,6 +13,7 @@ from celery.exceptions import Reject
 from settings import QUEUE_GPU, get_settings
 from synth.chapter import ChapterJob, SynthOptions, synthesize_chapter
 from synth.errors import ModelLoadError, StorageError
+from synth.usage import ChapterUsage, now_iso, record_usage
 from tasks import app
 from tasks.payloads import ChapterRequest, validate
 from tasks.runtime import get_engine, get_storage
@@ -47,13 +48,20 @@ def synthesize_chapter_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, 
                 "resumed_from": resumed_from, "pid": os.getpid(), "worker": self.request.hostname})
 
     engine = engine_or_step_aside(self)
-    options = SynthOptions.from_settings(get_settings(), engine)
-    result = synthesize_chapter(job, engine, get_storage(), options, progress)
-    compute = 0.0 if result["cached"] else result["synth_seconds"]
+    settings, storage = get_settings(), get_storage()
+    options = SynthOptions.from_settings(settings, engine)
+    result = synthesize_chapter(job, engine, storage, options, progress)
+    usage = ChapterUsage(
+        book_id=job.book_id, chapter_id=job.chapter_id, characters=result["characters"],
+        audio_seconds=result["duration_s"], compute_seconds=result["synth_seconds"],
+        usd_per_hour=settings.worker_usd_per_hour, worker=self.request.hostname, task_id=self.request.id,
+        model=result["model"], metadata=request.metadata, finished_at=now_iso())
+    billed = record_usage(storage, result["key"], usage, cached=result["cached"])
     result = result | {
         "book_id": job.book_id, "chapter_id": job.chapter_id, "title": job.title, "metadata": request.metadata,
-        "usage": {"characters": result["characters"], "audio_seconds": result["duration_s"],
-                  "compute_seconds": compute, "worker": self.request.hostname},
+        "usage": {"characters": billed.characters, "audio_seconds": billed.audio_seconds,
+                  "compute_seconds": billed.compute_seconds, "worker": billed.worker,
+                  "usd_per_hour": billed.usd_per_hour, "usd": billed.usd},
     }
     log.info("usage %s", json.dumps({"task_id": self.request.id, **result["usage"],
                                      "book_id": job.book_id, "chapter_id": job.chapter_id}))

@@ -98,6 +98,8 @@ class BookRequest(Payload):
     output: Literal["m4b", "mp3", "flac", "none"] = Field(
         "m4b", description="the book file assembled after all chapters: m4b (AAC, chapter marks), mp3, flac, none")
     seed: Seed | None = None
+    metadata: Metadata = Field(default_factory=dict, description="passed to every chapter and into the manifest "
+                               "(e.g. a customer id, for `audiobook usage --by`)")
 
     @property
     def chapter_format(self) -> Literal["wav", "flac"]:

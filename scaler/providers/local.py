@@ -17,6 +17,7 @@ from pathlib import Path
 
 from scaler.errors import ProviderError
 from scaler.providers.base import MARKER_ENV, Instance, Provider, check_name, worker_argv
+from settings import WORKER_PRICE_ENV
 
 GPU_TYPE = "local"
 
@@ -78,7 +79,9 @@ class LocalProvider(Provider):
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             with open(self.directory / f"{name}.log", "ab") as log_file:
-                proc = subprocess.Popen([self.python, "-m", *worker_argv(name)], cwd=self.cwd, env=self.env,
+                # The worker's own price goes in its env, so its chapters bill at it (local workers cost 0).
+                env = self.env | {WORKER_PRICE_ENV: str(self.price(gpu_type))}
+                proc = subprocess.Popen([self.python, "-m", *worker_argv(name)], cwd=self.cwd, env=env,
                                         stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         except OSError as exc:

@@ -22,6 +22,7 @@ from scaler.errors import (
     ProviderUnavailable,
 )
 from scaler.providers.base import MARKER_ENV, Instance, Provider, call_with_deadline, check_name, worker_argv
+from settings import WORKER_PRICE_ENV
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -130,10 +131,13 @@ class RunPodProvider(Provider):
         docker_args = " ".join(worker_argv(name))
         if _UNSAFE_VALUE.search(docker_args):
             raise InvalidProviderInput("docker args hold a quote, backslash or control character")
+        # The pod's own price goes in its env, so its chapters bill at it: the price this tick's caps counted.
+        price = self._prices[gpu_type][0] if gpu_type in self._prices else self.price(gpu_type)
+        env = self.env | {WORKER_PRICE_ENV: repr(price)}
         pod = self._call(lambda: self._runpod.create_pod(
             name=name, image_name=self.image, gpu_type_id=gpu_type, cloud_type=self.cloud_type, gpu_count=1,
             support_public_ip=False, start_ssh=False, volume_in_gb=self.volume_gb,
-            container_disk_in_gb=self.container_disk_gb, docker_args=docker_args, env=self.env,
+            container_disk_in_gb=self.container_disk_gb, docker_args=docker_args, env=env,
             network_volume_id=self.network_volume_id), "create_pod")
         if not pod or not pod.get("id"):
             raise ProviderUnavailable("create_pod: answer without a pod id")

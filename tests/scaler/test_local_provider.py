@@ -12,6 +12,7 @@ import pytest
 from scaler.providers.base import MARKER_ENV
 from scaler.providers.local import LocalProvider
 from scaler.workers import inspect_workers
+from settings import WORKER_PRICE_ENV
 from tests.support.processes import ROOT, wait_for
 
 
@@ -36,7 +37,9 @@ def test_local_workers_are_tracked_found_again_and_forgotten(worker_env, client_
             assert stats[node]["pool"]["max-concurrency"] == 1
         record = json.loads((directory / "test-local-aaaa.json").read_text())
         assert record["marker"] == "test-local"
-        assert open(f"/proc/{record['pid']}/environ", "rb").read().count(f"{MARKER_ENV}=test-local".encode()) == 1
+        environ = open(f"/proc/{record['pid']}/environ", "rb").read().split(b"\0")
+        assert environ.count(f"{MARKER_ENV}=test-local".encode()) == 1
+        assert f"{WORKER_PRICE_ENV}=0.0".encode() in environ  # told its price (local workers cost nothing)
 
         # a restarted scaler finds them through the pid files
         again = LocalProvider(directory, "test-local", env=worker_env)

@@ -8,6 +8,7 @@ import pytest
 
 from scaler.errors import CapacityError, InvalidProviderInput, ProviderAuthError, ProviderUnavailable
 from scaler.providers.base import MARKER_ENV
+from settings import WORKER_PRICE_ENV
 from tests.fakes.runpod_api import CAPACITY_MESSAGE
 from tests.scaler.conftest import A4000, BROKER_SECRET, POD_ENV, RTX3090
 
@@ -26,11 +27,17 @@ def test_create_list_terminate(fake_runpod, make_runpod) -> None:
     pod = fake_runpod.pods[instance.id]
     assert pod.docker_args == ("celery -A tasks worker -Q gpu-long -c 1 -n gpu-test-gpu-0001@%h "
                                "--without-mingle --without-gossip --loglevel INFO")
-    assert pod.env == POD_ENV | {MARKER_ENV: "test-gpu"}
+    # the pod is told its own price, so its chapters bill at it
+    assert pod.env == POD_ENV | {MARKER_ENV: "test-gpu", WORKER_PRICE_ENV: "0.34"}
     assert pod.extra["cloudType"] == "SECURE" and pod.extra["gpuCount"] == 1
     assert "startSsh" not in pod.extra and pod.extra["supportPublicIp"] is False
     provider.terminate(instance.id)
     assert provider.list_instances() == [] and fake_runpod.pods == {}
+
+
+def test_a_pod_created_before_any_price_was_read_still_gets_its_price(fake_runpod, make_runpod) -> None:
+    instance = make_runpod(cloud_type="COMMUNITY").create("test-gpu-0002", RTX3090)
+    assert fake_runpod.pods[instance.id].env[WORKER_PRICE_ENV] == "0.22"
 
 
 def test_only_marked_pods_with_the_prefix_are_listed(fake_runpod, make_runpod) -> None:
