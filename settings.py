@@ -80,7 +80,9 @@ class Settings(BaseSettings):
         "AUDIOBOOK_MAX_ATTEMPTS", "Deliveries of one chapter before it fails for good (a chapter that "
         "kills its worker would otherwise loop forever).", 3, ge=1)
     target_rms_db: float = _env("AUDIOBOOK_TARGET_RMS_DB", "Loudness target (ACX: -23..-18 dB RMS).", -20.0)
-    peak_db: float = _env("AUDIOBOOK_PEAK_DB", "Sample peak ceiling (ACX: -3 dB).", -3.0, le=0)
+    peak_db: float = _env(
+        "AUDIOBOOK_PEAK_DB", "Sample peak ceiling (ACX: -3 dB) of chapter files and of book files as decoded.",
+        -3.0, le=0)
     sentence_pause_s: float = _env("AUDIOBOOK_SENTENCE_PAUSE_S", "Silence between sentences.", 0.4, ge=0)
     paragraph_pause_s: float = _env("AUDIOBOOK_PARAGRAPH_PAUSE_S", "Silence between paragraphs.", 0.9, ge=0)
     chapter_head_s: float = _env("AUDIOBOOK_CHAPTER_HEAD_S", "Silence before a chapter.", 0.75, ge=0)
@@ -101,6 +103,10 @@ class Settings(BaseSettings):
     book_sample_rate: int = _env(
         "AUDIOBOOK_BOOK_SAMPLE_RATE", "Sample rate MP3 and M4B books are resampled to (ACX: 44100); FLAC keeps "
         "the model's rate.", 44100, ge=8000, le=96000)
+
+    downloads_dir: str = _env(
+        "AUDIOBOOK_DOWNLOADS_DIR", "Where `audiobook preview` (`previews/`) and `audiobook fetch` (`books/`) "
+        "write files when not given a path.", "./var/downloads")
 
     # --- scaler --------------------------------------------------------------------------------------
     scaler_provider: Literal["local", "runpod"] = _env(

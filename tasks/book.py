@@ -32,7 +32,7 @@ def synthesize_book_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
     ]
     body = signature("audiobook.assemble_book", queue=QUEUE_CONTROL, task_id=uuid(),
                      kwargs={"book_id": request.book_id, "title": request.title, "author": request.author,
-                             "output": request.output, "metadata": request.metadata})
+                             "output": request.output, "metadata": request.metadata, "cover": request.cover})
     chapter_task_ids = [sig.id for sig in header]
     get_storage().put_json(submission_key(request.book_id), {
         "book_id": request.book_id, "title": request.title, "author": request.author, "output": request.output,
@@ -55,7 +55,7 @@ def book_options() -> BookOptions:
           retry_backoff=True, retry_backoff_max=300)
 def assemble_book_task(self: Task, chapter_results: list[dict[str, Any]], *, book_id: str,
                        title: str | None = None, author: str | None = None, output: str = "none",
-                       metadata: dict[str, str] | None = None) -> dict[str, Any]:
+                       metadata: dict[str, str] | None = None, cover: str | None = None) -> dict[str, Any]:
     """Write the book manifest (chapter URIs, durations and start offsets, in the submitted order), then the
     book file at `book_id/book.<output>` unless `output` is `none`, and the manifest again with it."""
     offset = 0.0
@@ -72,7 +72,7 @@ def assemble_book_task(self: Task, chapter_results: list[dict[str, Any]], *, boo
     uri = storage.put_json(f"{book_id}/manifest.json", manifest)
     if output != "none":
         book = assemble_book_file(storage, book_id, chapter_results, output, title=title, author=author,
-                                  options=book_options())
+                                  cover_key=cover, options=book_options())
         manifest = with_book(manifest, book)
         uri = storage.put_json(f"{book_id}/manifest.json", manifest)
     return manifest | {"manifest_uri": uri}

@@ -44,6 +44,21 @@ Identifier = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(
 Label = Annotated[str, Field(max_length=500), AfterValidator(_check_label)]
 Voice = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_id)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+COVER_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _check_storage_key(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts):
+        raise ValueError("must be a relative storage key without empty, '.' or '..' parts")
+    if _CONTROL.search(value) or any(ch.isspace() for ch in value):
+        raise ValueError("must not contain control characters or whitespace")
+    if not value.lower().endswith(COVER_SUFFIXES):
+        raise ValueError(f"must end in one of {', '.join(COVER_SUFFIXES)}")
+    return value
+
+
+CoverKey = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_check_storage_key)]
 Metadata = Annotated[dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=500)]],
                      Field(max_length=32)]
 
@@ -100,6 +115,15 @@ class BookRequest(Payload):
     seed: Seed | None = None
     metadata: Metadata = Field(default_factory=dict, description="passed to every chapter and into the manifest "
                                "(e.g. a customer id, for `audiobook usage --by`)")
+    cover: CoverKey | None = Field(None, description="storage key of a JPEG/PNG under `<book_id>/`: cover art")
+
+    @field_validator("cover")
+    @classmethod
+    def _cover_in_book(cls, cover: str | None, info: ValidationInfo) -> str | None:
+        book_id = info.data.get("book_id")
+        if cover is not None and book_id is not None and not cover.startswith(f"{book_id}/"):
+            raise ValueError(f"must lie under the book's own prefix '{book_id}/'")
+        return cover
 
     @property
     def chapter_format(self) -> Literal["wav", "flac"]:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from synth.errors import IngestError
+from synth.images import image_type
 from synth.ingest.html import Document, parse_html
-from synth.ingest.model import Book, Chapter, clip_title
+from synth.ingest.model import Book, Chapter, Cover, clip_title
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def read_epub(path: Path) -> Book:
     else:
         chapters = _chapters_from_spine(documents, names, skipped)
     return Book(title=_metadata(book, "title") or path.stem, author=_metadata(book, "creator"),
-                chapters=tuple(chapters), skipped=tuple(skipped))
+                chapters=tuple(chapters), skipped=tuple(skipped), cover=_cover(book))
 
 
 def _reading_documents(book: Any, document_type: int, nav_type: type) -> tuple[list[str], list[Document], list[str]]:
@@ -133,6 +134,24 @@ def _text_between(documents: list[Document], start: _Entry, end: _Entry) -> str:
         last = end.paragraph if index == end.document else None
         paragraphs.extend(documents[index].paragraphs[first:last])
     return "\n\n".join(paragraphs)
+
+
+def _cover(book: Any) -> Cover | None:
+    """The cover image: EPUB 3's `cover-image` item, else EPUB 2's `<meta name="cover">`; JPEG or PNG only."""
+    from ebooklib import ITEM_COVER
+
+    candidates = list(book.get_items_of_type(ITEM_COVER))
+    for _, attributes in book.get_metadata("OPF", "meta"):
+        if (attributes or {}).get("name") == "cover":
+            item = book.get_item_with_id(attributes.get("content", ""))
+            if item is not None:
+                candidates.append(item)
+    for item in candidates:
+        data = item.get_content()
+        kind = image_type(data[:16]) if data else None
+        if kind is not None:
+            return Cover(data=data, kind=kind)
+    return None
 
 
 def _metadata(book: Any, name: str) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from synth.images import SUFFIXES
+
 MAX_TITLE_CHARS = 200
 
 
@@ -26,12 +28,26 @@ class Chapter:
 
 
 @dataclass(frozen=True)
+class Cover:
+    """Cover art as the book file holds it."""
+
+    data: bytes = field(repr=False)
+    #: `jpeg` or `png`
+    kind: str
+
+    @property
+    def suffix(self) -> str:
+        return SUFFIXES[self.kind]
+
+
+@dataclass(frozen=True)
 class Book:
     title: str | None
     author: str | None
     chapters: tuple[Chapter, ...]
     #: Parts left out because they hold no text (cover pages, empty navigation), by name, for reporting.
     skipped: tuple[str, ...] = field(default=())
+    cover: Cover | None = None
 
     def chapter_payloads(self, id_prefix: str = "ch") -> list[dict[str, Any]]:
         """Chapters as `audiobook.synthesize_book` takes them: `{chapter_id, title, text}`, ids `ch-001`..."""

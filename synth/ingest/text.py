@@ -3,6 +3,8 @@
 Heading levels: chapters split at the shallowest heading level in the file, except that a single top-level
 heading opening the file (before any text) is the book's title and chapters split at the next level down.
 Deeper headings stay in the chapter text as lines of their own. Markdown markup is reduced to its text.
+A Markdown file may open with a front matter block (`---`, `title: ...`, `author: ...`, `---`): it names the
+book and its author and is not read aloud.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ _INLINE = [
 ]
 _BLOCK_PREFIX = re.compile(r"^ {0,3}(?:>[ \t]?)+|^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+")
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S+.*$")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
+_KEY_LINE = re.compile(r"^[A-Za-z][\w-]*[ \t]*:(?:[ \t].*)?$")
+_FIELD = re.compile(r"^(title|author)[ \t]*:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 
 
 def read_text_book(path: Path, *, marker: str | None = None, markdown: bool = True) -> Book:
@@ -40,11 +45,25 @@ def read_text_book(path: Path, *, marker: str | None = None, markdown: bool = Tr
         raise IngestError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except OSError as exc:
         raise IngestError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    front: dict[str, str] = {}
+    if markdown:
+        front, raw = front_matter(raw)
     try:
         title, chapters = split_chapters(raw, marker=marker, markdown=markdown)
     except re.error as exc:
         raise IngestError(f"chapter marker {marker!r} is not a valid regular expression: {exc}") from None
-    return Book(title=title or path.stem, author=None, chapters=tuple(chapters))
+    return Book(title=clip_title(front.get("title")) or title or path.stem, author=clip_title(front.get("author")),
+                chapters=tuple(chapters))
+
+
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    """(`title`/`author` of a leading `---` block, the text after it); no block: ({}, text)."""
+    match = _FRONT_MATTER.match(text.replace("\r\n", "\n"))
+    # Only `key: value` lines make a front matter block; a rule with prose after it is book text.
+    if match is None or not all(_KEY_LINE.match(line) for line in match.group(1).split("\n") if line.strip()):
+        return {}, text
+    fields = {key.lower(): value.strip("\"'") for key, value in _FIELD.findall(match.group(1))}
+    return fields, text.replace("\r\n", "\n")[match.end():]
 
 
 def split_chapters(text: str, *, marker: str | None = None, markdown: bool = True) -> tuple[str | None, list[Chapter]]:

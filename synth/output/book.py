@@ -1,9 +1,12 @@
 """One book file from chapter audio files: M4B (AAC, chapter marks), MP3 (CBR) or FLAC.
 
-Two streaming passes and one ffmpeg process: the first pass decodes each chapter in blocks to count its
-samples (chapter marks come from decoded sample counts) and measure its loudness; the second decodes each
-chapter again, applies its gain and pipes raw PCM into ffmpeg's stdin. Only one block is in memory at a
-time, however long the book. ffmpeg resamples (MP3/M4B), limits peaks and encodes.
+Streaming passes and one ffmpeg process per encode: the first pass decodes each chapter in blocks to count
+its samples (chapter marks come from decoded sample counts) and measure its loudness; the second decodes each
+chapter again, applies its gain and pipes raw PCM into ffmpeg's stdin, which resamples (MP3/M4B), limits
+peaks and encodes. Then the finished file is decoded as a listener's player would and measured: a lossy
+codec can push a peak over the ceiling the limiter held (by how much depends on the audio, so on the run),
+and limiting lowers loudness; if either promise fails, the book is encoded again with more headroom or gain.
+Only one block is in memory at a time, however long the book.
 """
 
 from __future__ import annotations
@@ -20,16 +23,23 @@ import numpy as np
 import soundfile as sf
 
 from synth.errors import EncodeError
-from synth.output.ffmpeg import ChapterMark, ffmetadata, ffmpeg_exe
+from synth.output.cover import cover_args, cover_input
+from synth.output.ffmpeg import ChapterMark, decode_blocks, ffmetadata, ffmpeg_exe
 from synth.output.loudness import Loudness, LoudnessMeter, matching_gains, mono_blocks
 
 # format: (content type, resampled to the lossy rate, peak headroom for the codec in dB)
-# Lossy codecs overshoot the PCM peak they are given by up to ~1 dB; FLAC only rounds to 16 bits.
+# Lossy codecs overshoot the PCM peak they are given, usually by under 1.5 dB; FLAC only rounds to 16 bits.
 FORMATS: dict[str, tuple[str, bool, float]] = {
     "m4b": ("audio/mp4", True, 1.5),
     "mp3": ("audio/mpeg", True, 1.5),
     "flac": ("audio/flac", False, 0.1),
 }
+#: Encodes of one book at most: more headroom after a peak over the ceiling, more gain after loudness too low.
+MAX_ENCODES = 5
+#: Margin under the ceiling aimed at when a decoded peak was over it.
+PEAK_MARGIN_DB = 0.3
+#: Integrated loudness further than this from the target is corrected by another encode (promise: 1 LU).
+LOUDNESS_TOLERANCE_LU = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,20 @@ class BookFile:
     duration_s: float
     target_lufs: float
     chapters: tuple[BookChapter, ...]
+    #: Integrated loudness and sample peak of the file as decoded (None when silent).
+    loudness_lufs: float | None = None
+    peak_db: float | None = None
+    #: Encodes it took to keep the peak under the ceiling and the loudness near the target, and the gain added
+    #: to every chapter after the first to make up for the loudness the limiter took.
+    encodes: int = 1
+    correction_db: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (without the local path)."""
         return {"format": self.format, "sample_rate": self.sample_rate, "duration_s": self.duration_s,
-                "target_lufs": self.target_lufs, "chapters": [asdict(c) for c in self.chapters]}
+                "target_lufs": self.target_lufs, "loudness_lufs": self.loudness_lufs, "peak_db": self.peak_db,
+                "encodes": self.encodes, "correction_db": self.correction_db,
+                "chapters": [asdict(c) for c in self.chapters]}
 
 
 def measure_chapters(chapters: Sequence[ChapterAudio]) -> list[Loudness]:
@@ -100,11 +119,22 @@ def chapter_marks(chapters: Sequence[ChapterAudio], measured: Sequence[Loudness]
     return marks
 
 
-def write_book(chapters: Sequence[ChapterAudio], target: Path, fmt: str, *, title: str | None = None,
-               author: str | None = None, options: BookOptions | None = None) -> BookFile:
-    """Encode `chapters`, in order, into one `fmt` file at `target`, every chapter at one loudness.
+def measure_decoded(path: Path, sample_rate: int) -> Loudness:
+    """Loudness and sample peak of an encoded file as a player decodes it (ffmpeg, float, mono)."""
+    meter = LoudnessMeter(sample_rate)
+    for block in decode_blocks(path, sample_rate=sample_rate):
+        meter.add(block)
+    return meter.result()
 
-    A single chapter makes a per-chapter file (e.g. one chapter's MP3). Raises EncodeError.
+
+def write_book(chapters: Sequence[ChapterAudio], target: Path, fmt: str, *, title: str | None = None,
+               author: str | None = None, cover: Path | None = None,
+               options: BookOptions | None = None) -> BookFile:
+    """Encode `chapters`, in order, into one `fmt` file at `target`, every chapter at one loudness, with
+    `cover` (a JPEG or PNG file) as its cover art.
+
+    A single chapter makes a per-chapter file (e.g. one chapter's MP3). Raises EncodeError, also when the
+    decoded file's peak stays over the ceiling after MAX_ENCODES encodes.
     """
     options = options or BookOptions()
     if fmt not in FORMATS:
@@ -120,35 +150,56 @@ def write_book(chapters: Sequence[ChapterAudio], target: Path, fmt: str, *, titl
     marks = chapter_marks(chapters, measured)
     _, resample, headroom = FORMATS[fmt]
     out_rate = options.lossy_sample_rate if resample else rate
+    tags = {"title": title, "album": title, "artist": author, "album_artist": author, "genre": "Audiobook"}
+    if fmt == "m4b":
+        tags["media_type"] = "2"  # iTunes "stik" 2: audiobook
 
-    with tempfile.TemporaryDirectory(prefix="book-") as tmp:
-        metadata = Path(tmp) / "chapters.txt"
-        tags = {"title": title, "album": title, "artist": author, "album_artist": author, "genre": "Audiobook"}
-        if fmt == "m4b":
-            tags["media_type"] = "2"  # iTunes "stik" 2: audiobook
-        metadata.write_text(ffmetadata(marks, tags), encoding="utf-8")
-        args = _ffmpeg_args(fmt, rate, out_rate, metadata, target, options, headroom)
-        _pipe_chapters(args, chapters, gains, target)
+    extra_gain, encodes = 0.0, 0
+    while True:
+        encodes += 1
+        with tempfile.TemporaryDirectory(prefix="book-") as tmp:
+            metadata = Path(tmp) / "chapters.txt"
+            metadata.write_text(ffmetadata(marks, tags), encoding="utf-8")
+            args = _ffmpeg_args(fmt, rate, out_rate, metadata, target, options, headroom, cover)
+            _pipe_chapters(args, chapters, [gain + extra_gain for gain in gains], target)
+        decoded = measure_decoded(target, out_rate)
+        over = decoded.peak_db - options.peak_db
+        short = options.target_lufs - decoded.lufs if math.isfinite(decoded.lufs) else 0.0
+        if (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE_LU) or encodes == MAX_ENCODES:
+            break
+        if over > 0:
+            headroom += over + PEAK_MARGIN_DB
+        if abs(short) > LOUDNESS_TOLERANCE_LU:
+            extra_gain += short
+    if over > 0:
+        raise EncodeError(f"{target.name}: decoded peak {decoded.peak_db:.2f} dBFS stays over the "
+                          f"{options.peak_db:g} dBFS ceiling after {MAX_ENCODES} encodes")
 
     book_chapters = tuple(
         BookChapter(title=mark.title, start_ms=mark.start_ms, end_ms=mark.end_ms, samples=m.samples,
-                    loudness_lufs=round(m.lufs, 2) if math.isfinite(m.lufs) else None,
-                    peak_db=round(m.peak_db, 2) if math.isfinite(m.peak_db) else None, gain_db=round(gain, 2))
+                    loudness_lufs=_rounded(m.lufs), peak_db=_rounded(m.peak_db), gain_db=round(gain + extra_gain, 2))
         for mark, m, gain in zip(marks, measured, gains, strict=True))
     total = sum(m.samples for m in measured)
     return BookFile(path=target, format=fmt, sample_rate=out_rate, duration_s=round(total / rate, 3),
-                    target_lufs=options.target_lufs, chapters=book_chapters)
+                    target_lufs=options.target_lufs, chapters=book_chapters, loudness_lufs=_rounded(decoded.lufs),
+                    peak_db=_rounded(decoded.peak_db), encodes=encodes, correction_db=round(extra_gain, 2))
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 2) if math.isfinite(value) else None
 
 
 def _ffmpeg_args(fmt: str, rate: int, out_rate: int, metadata: Path, target: Path, options: BookOptions,
-                 headroom: float) -> list[str]:
+                 headroom: float, cover: Path | None = None) -> list[str]:
     limit = 10 ** ((options.peak_db - headroom) / 20)
     # latency=1: the limiter's look-ahead delay is compensated, so chapter marks stay on the audio.
     filters = [f"aresample={out_rate}:resampler=soxr"] if out_rate != rate else []
     filters.append(f"alimiter=limit={max(limit, 0.0625):.6f}:attack=5:release=50:level=0:latency=1")
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
             "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0", "-i", str(metadata),
+            *(cover_input(cover) if cover else []),
             "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1", "-af", ",".join(filters)]
+    args += cover_args(fmt, 2) if cover else []
     if fmt == "m4b":
         args += ["-c:a", "aac", "-b:a", f"{options.aac_bitrate_kbps}k", "-f", "ipod", "-movflags", "+faststart"]
     elif fmt == "mp3":

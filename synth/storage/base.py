@@ -51,6 +51,10 @@ class Storage(ABC):
     def exists(self, key: str) -> bool:
         return key in self.list(key)
 
+    def share_url(self, key: str, expires_s: int) -> str | None:
+        """A URL anyone can download `key` from for `expires_s` seconds; None where storage has no such URL."""
+        return None
+
     def put_json(self, key: str, value: Any) -> str:
         return self.put_bytes(key, json.dumps(value, sort_keys=True).encode(), "application/json")
 

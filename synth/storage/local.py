@@ -10,6 +10,10 @@ from pathlib import Path
 from synth.errors import StorageError
 from synth.storage.base import Storage, check_key
 
+FILE_MODE = 0o666
+_UMASK = os.umask(0o022)  # read the process umask (there is no getter) and put it back at once
+os.umask(_UMASK)
+
 
 class LocalStorage(Storage):
     def __init__(self, root: Path) -> None:
@@ -27,6 +31,8 @@ class LocalStorage(Storage):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
+            # mkstemp makes 0600 files; stored audio, books and manifests get what open() would give (0644).
+            os.fchmod(fd, FILE_MODE & ~_UMASK)
             with os.fdopen(fd, "wb") as handle:
                 writer(handle)
             os.replace(tmp, path)  # readers never see a half-written object

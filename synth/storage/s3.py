@@ -71,6 +71,11 @@ class S3Storage(Storage):
             raise StorageError(f"S3 head failed: {exc}") from exc
         return True
 
+    def share_url(self, key: str, expires_s: int) -> str | None:
+        """A presigned GET URL (signed locally by boto3: no request is made)."""
+        return self._call("presign", self.client.generate_presigned_url, "get_object",
+                          Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s)
+
     def list(self, prefix: str) -> list[str]:
         if ".." in prefix.split("/"):
             raise StorageError(f"invalid storage prefix {prefix!r}")

@@ -7,11 +7,15 @@ import hashlib
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from tasks.cli import CliError
+
+if TYPE_CHECKING:
+    from synth.ingest.model import Cover
 
 OUTPUTS = ("m4b", "mp3", "flac")
 
@@ -20,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit = subparsers.add_parser("submit", help="submit a .txt/.md/.epub book for synthesis")
     submit.add_argument("path", type=Path)
     submit.add_argument("--title", help="book title (default: from the file)")
-    submit.add_argument("--author")
+    submit.add_argument("--author", help="book author (default: from the file)")
+    submit.add_argument("--cover", type=Path, help="JPEG or PNG cover art (default: an EPUB's own cover)")
+    submit.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                        help="client metadata kept with every chapter's usage (repeatable), e.g. customer=acme")
     submit.add_argument("--voice")
     submit.add_argument("--format", default="m4b", help="book file: m4b (default), mp3 or flac")
     submit.add_argument("--book-id", help="default: derived from the title and the text")
@@ -41,10 +48,37 @@ def book_id_for(title: str, chapters: list[dict]) -> str:
     return f"{slug}-{digest}"
 
 
+def parse_metadata(pairs: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` options as a dict (the task validates sizes and characters)."""
+    metadata = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--metadata must be KEY=VALUE, not {pair!r}")
+        metadata[key.strip()] = value
+    return metadata
+
+
+def read_cover(path: Path) -> Cover:
+    from synth.images import image_type
+    from synth.ingest.model import Cover
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read cover {path}: {exc.strerror or exc}") from None
+    kind = image_type(data[:16])
+    if kind is None:
+        raise CliError(f"cover {path} is not a JPEG or PNG image")
+    return Cover(data=data, kind=kind)
+
+
 def submit_book(path: Path, *, title: str | None = None, author: str | None = None, voice: str | None = None,
                 output: str = "m4b", book_id: str | None = None, marker: str | None = None,
+                cover: Path | None = None, metadata: dict[str, str] | None = None,
                 timeout: float = 30.0) -> dict:
-    """Read the book, enqueue `audiobook.synthesize_book`, and return its submission result."""
+    """Read the book, put its cover (`cover`, else the EPUB's) in storage, enqueue `audiobook.synthesize_book`,
+    and return its submission result."""
     from celery.states import READY_STATES
 
     from synth.errors import IngestError
@@ -61,9 +95,20 @@ def submit_book(path: Path, *, title: str | None = None, author: str | None = No
         raise CliError(str(exc)) from None
     chapters = book.chapter_payloads()
     title = title or book.title or path.stem
+    art = read_cover(cover) if cover else book.cover
     kwargs = {"book_id": book_id or book_id_for(title, chapters), "title": title, "chapters": chapters,
               "output": output}
-    kwargs |= {k: v for k, v in {"author": author or book.author, "voice": voice}.items() if v}
+    kwargs |= {k: v for k, v in {"author": author or book.author, "voice": voice, "metadata": metadata}.items() if v}
+    if art is not None and output != "none":
+        from synth.errors import StorageError
+        from tasks.runtime import get_storage
+
+        key = f"{kwargs['book_id']}/cover{art.suffix}"
+        try:
+            get_storage().put_bytes(key, art.data, f"image/{art.kind}")
+        except StorageError as exc:
+            raise CliError(f"cannot store the cover: {exc}") from None
+        kwargs["cover"] = key
     task_id = app.send_task("audiobook.synthesize_book", kwargs=kwargs, queue="control").id
     # Poll the backend rather than result.get(): no pub/sub subscription outlives the command.
     deadline = time.monotonic() + timeout
@@ -79,7 +124,8 @@ def submit_book(path: Path, *, title: str | None = None, author: str | None = No
 
 def run_submit(args: argparse.Namespace) -> int:
     submitted = submit_book(args.path, title=args.title, author=args.author, voice=args.voice, output=args.format,
-                            book_id=args.book_id, marker=args.marker, timeout=args.timeout)
+                            book_id=args.book_id, marker=args.marker, cover=args.cover,
+                            metadata=parse_metadata(args.metadata), timeout=args.timeout)
     print(submitted["book_id"])
     if args.wait:
         final = follow_book(submitted["book_id"])

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--requester", default="cli", help="who is asking, for the per-requester rate limit")
     parser.add_argument("--book-id", help="book the text comes from (recorded in the result)")
     parser.add_argument("--chapter-id", help="chapter the text comes from (needs --book-id)")
-    parser.add_argument("-o", "--output", type=Path, help="file to write (default: ./preview-<hash>.<format>)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="file to write (default: AUDIOBOOK_DOWNLOADS_DIR/previews/<hash>.<format>)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the result")
     parser.set_defaults(func=run)
 
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from celery.exceptions import TimeoutError as ResultTimeout
 
-    from settings import QUEUE_PREVIEW
+    from settings import QUEUE_PREVIEW, get_settings
     from tasks import app
 
     text = sys.stdin.read() if args.text == "-" else args.text
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
                        f"'{QUEUE_PREVIEW}' queue?)") from None
     if result.failed():
         raise CliError(f"{type(value).__name__}: {value}")
-    target = args.output or Path(f"preview-{value['key'].rsplit('/', 1)[-1][:12]}.{value['format']}")
+    name = f"{value['key'].rsplit('/', 1)[-1][:12]}.{value['format']}"
+    target = args.output or Path(get_settings().downloads_dir) / "previews" / name
     write_clip(value, target)
     print(target)
     return 0
