@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/throughput.py
 	$(PY) bench/preview_latency.py
 	$(PY) bench/simulate.py
+	$(PY) bench/book_loudness.py
 
 demo: install
 	$(PY) -m tasks.demo

@@ -127,6 +127,19 @@ def measure_decoded(path: Path, sample_rate: int) -> Loudness:
     return meter.result()
 
 
+def retune(peak_db: float, lufs: float, options: BookOptions, headroom: float,
+           extra_gain: float) -> tuple[float, float] | None:
+    """(headroom, extra gain) for another encode after the decoded file measured `peak_db` and `lufs`, or None
+    when it keeps both promises. A peak over the ceiling adds its excess (and a margin) to the headroom;
+    loudness off the target by more than the tolerance moves every chapter's gain by the difference."""
+    over = peak_db - options.peak_db
+    short = options.target_lufs - lufs if math.isfinite(lufs) else 0.0  # silence has no loudness to fix
+    if over <= 0 and abs(short) <= LOUDNESS_TOLERANCE_LU:
+        return None
+    return (headroom + over + PEAK_MARGIN_DB if over > 0 else headroom,
+            extra_gain + short if abs(short) > LOUDNESS_TOLERANCE_LU else extra_gain)
+
+
 def write_book(chapters: Sequence[ChapterAudio], target: Path, fmt: str, *, title: str | None = None,
                author: str | None = None, cover: Path | None = None,
                options: BookOptions | None = None) -> BookFile:
@@ -163,15 +176,11 @@ def write_book(chapters: Sequence[ChapterAudio], target: Path, fmt: str, *, titl
             args = _ffmpeg_args(fmt, rate, out_rate, metadata, target, options, headroom, cover)
             _pipe_chapters(args, chapters, [gain + extra_gain for gain in gains], target)
         decoded = measure_decoded(target, out_rate)
-        over = decoded.peak_db - options.peak_db
-        short = options.target_lufs - decoded.lufs if math.isfinite(decoded.lufs) else 0.0
-        if (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE_LU) or encodes == MAX_ENCODES:
+        retuned = retune(decoded.peak_db, decoded.lufs, options, headroom, extra_gain)
+        if retuned is None or encodes == MAX_ENCODES:
             break
-        if over > 0:
-            headroom += over + PEAK_MARGIN_DB
-        if abs(short) > LOUDNESS_TOLERANCE_LU:
-            extra_gain += short
-    if over > 0:
+        headroom, extra_gain = retuned
+    if decoded.peak_db > options.peak_db:
         raise EncodeError(f"{target.name}: decoded peak {decoded.peak_db:.2f} dBFS stays over the "
                           f"{options.peak_db:g} dBFS ceiling after {MAX_ENCODES} encodes")
 

@@ -18,6 +18,7 @@ from synth.chapter import ChapterJob, SynthOptions, synthesize_chapter
 from synth.engines import load_engine
 from synth.errors import EncodeError
 from synth.output import BookOptions, ChapterAudio, read_chapter_marks, write_book
+from synth.output.book import retune
 from synth.output.ffmpeg import decode_blocks, ffmpeg_exe
 from synth.storage.local import LocalStorage
 
@@ -84,6 +85,19 @@ def test_title_author_and_cover_art_are_in_the_file(loud_chapters: list[ChapterA
         assert [m.title for m in marks] == ["Part 1", "Part 2"]  # the picture stream moves no chapter mark
     assert pictures(book.path) == [art]
     assert mutagen.File(book.path).info.length == pytest.approx(book.duration_s, abs=0.1)
+
+
+@pytest.mark.parametrize("peak,lufs,expected", [
+    (-3.5, -20.2, None),  # both promises kept: no other encode
+    (-3.0, -20.5, None),  # at the ceiling and at the tolerance's edge
+    (-2.4, -20.0, (2.4, 0.0)),  # 0.6 dB over: that much more headroom, plus the 0.3 dB margin
+    (-4.1, -21.1, (1.5, 1.1)),  # the limiter took 1.1 LU: every chapter 1.1 dB louder
+    (-2.0, -21.0, (2.8, 1.0)),  # both at once
+    (-120.0, float("-inf"), None),  # silence: nothing to fix
+])
+def test_what_another_encode_changes(peak: float, lufs: float, expected: tuple[float, float] | None) -> None:
+    retuned = retune(peak, lufs, OPTIONS, headroom=1.5, extra_gain=0.0)
+    assert retuned == (None if expected is None else pytest.approx(expected))
 
 
 @pytest.mark.parametrize("fmt", ["m4b", "mp3"])
