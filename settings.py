@@ -7,6 +7,8 @@ Each field's alias is its environment variable; its description is the README's 
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 import sys
 from pathlib import Path
 from typing import Literal
@@ -151,7 +153,22 @@ class Settings(BaseSettings):
     scaler_local_dir: str = _env(
         "SCALER_LOCAL_DIR", "Local provider: where worker pid files and logs live.", "./var/workers")
     scaler_metrics_port: int | None = _env(
-        "SCALER_METRICS_PORT", "Serve Prometheus metrics on this port from the control worker.", None)
+        "SCALER_METRICS_PORT", "Serve Prometheus metrics on this port from the control worker (they are read "
+        "from Redis at each scrape: every process serves the same latest tick).", None)
+    scaler_deployment_id: str | None = _env(
+        "SCALER_DEPLOYMENT_ID", "Names this deployment in every worker's marker; pods of other deployments on the "
+        "same account are never adopted, drained or terminated. Empty: derived from the state Redis's address "
+        "(set it explicitly in production, so a moved Redis keeps its pods).", None, pattern=r"^[a-z0-9-]{1,40}$")
+    scaler_crash_loop_workers: int = _env(
+        "SCALER_CRASH_LOOP_WORKERS", "Crash-loop breaker: after this many workers in a row fail to become ready "
+        "(no registration within the boot timeout, or a model that cannot load), stop creating beyond "
+        "SCALER_MIN_WORKERS.", 3, ge=1)
+    scaler_crash_loop_cooloff_s: float = _env(
+        "SCALER_CRASH_LOOP_COOLOFF_SECONDS", "Crash-loop breaker: creating resumes after this long (or at "
+        "`audiobook scaler resume`); one more failed worker stops it again.", 1800.0, ge=0)
+    scaler_local_lease_s: float = _env(
+        "SCALER_LOCAL_LEASE_SECONDS", "Local provider: a worker stops when no scaler tick has renewed its lease "
+        "for this long (the control plane is gone).", 120.0, gt=0)
 
     # --- RunPod --------------------------------------------------------------------------------------
     runpod_api_key: SecretStr | None = _env("RUNPOD_API_KEY", "RunPod API key (assigned to `runpod.api_key`).", None)
@@ -205,7 +222,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @field_validator("scaler_daily_budget_usd", "runpod_preview_endpoint_id", "runpod_network_volume_id",
-                     "max_batch_size", "worker_usd_per_hour",
+                     "max_batch_size", "worker_usd_per_hour", "scaler_deployment_id",
                      "scaler_metrics_port", mode="before")
     @classmethod
     def _empty_optional(cls, value: object) -> object:
@@ -219,6 +236,9 @@ class Settings(BaseSettings):
                 "or a running chapter is delivered twice")
         if self.scaler_min_workers > self.scaler_max_workers:
             raise ValueError("SCALER_MIN_WORKERS must not exceed SCALER_MAX_WORKERS")
+        if self.scaler_local_lease_s <= self.scaler_interval_s:
+            raise ValueError("SCALER_LOCAL_LEASE_SECONDS must exceed SCALER_INTERVAL_SECONDS, or local workers "
+                             "stop between two ticks")
         if self.max_batch_chars < self.max_chunk_chars:
             raise ValueError("AUDIOBOOK_MAX_BATCH_CHARS must be at least AUDIOBOOK_MAX_CHUNK_CHARS")
         share_usd = self.preview_requester_share * self.preview_max_usd_per_hour
@@ -234,6 +254,17 @@ class Settings(BaseSettings):
     @property
     def backend_url(self) -> str:
         return (self.result_backend or self.broker_url).get_secret_value()
+
+    @property
+    def deployment_id(self) -> str:
+        """SCALER_DEPLOYMENT_ID, or a stable id of the Redis that holds the scaler's state (no password)."""
+        if self.scaler_deployment_id:
+            return self.scaler_deployment_id
+        broker = self.broker_url.get_secret_value()
+        state_url = broker if broker.split("://", 1)[0] in ("redis", "rediss", "unix", "sentinel") \
+            else self.backend_url
+        address = re.sub(r"://[^@/;]*@", "://", state_url)
+        return "d" + hashlib.sha256(f"{address}|{self.broker_keyprefix}".encode()).hexdigest()[:10]
 
     @property
     def gpu_types(self) -> list[str]:

@@ -2,8 +2,9 @@
 
 Redis: waiting = sum of LLEN over the queue key and kombu's priority keys (`q`, `q<sep>3`, `<sep>6`,
 `<sep>9`, from the transport's `sep` and `priority_steps`, under `global_keyprefix`); in-flight = entries
-of the `unacked` hash routed to the queue. AMQP: a passive queue_declare's message_count (NOT_FOUND is an
-empty queue); in-flight comes from Celery inspect instead. A failed read raises ObservationError: it is
+of the `unacked` hash routed to the queue; the oldest waiting message's `queued_at` header (stamped at publish
+by `stamp_queued_at`) gives the age of the queue. AMQP: a passive queue_declare's message_count (NOT_FOUND is
+an empty queue); in-flight comes from Celery inspect instead. A failed read raises ObservationError: it is
 never taken as zero.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,6 +29,8 @@ DEFAULT_SEP = "\x06\x16"
 DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
 #: Messages decoded at most per read to count characters; the rest is extrapolated from their mean.
 DEFAULT_SAMPLE = 200
+#: Message header holding the epoch seconds at which a task was published (see `stamp_queued_at`).
+QUEUED_AT_HEADER = "queued_at"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,22 @@ class QueueDepth:
     waiting: int
     in_flight: int | None  # None: this broker cannot tell (AMQP); take it from Celery inspect
     queued_chars: int | None = None  # None: not read or not readable
+    oldest_queued_at: float | None = None  # publish time of the oldest waiting message; None: empty or unknown
+
+
+def stamp_queued_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """`before_task_publish` receiver: note when each task was published, so the queue's age can be read."""
+    if headers is not None and QUEUED_AT_HEADER not in headers:
+        headers[QUEUED_AT_HEADER] = time.time()
+
+
+def message_queued_at(raw: bytes | str) -> float | None:
+    """The `queued_at` header of one kombu Redis message, None if it has none."""
+    try:
+        value = (json.loads(raw).get("headers") or {}).get(QUEUED_AT_HEADER)
+        return float(value) if value is not None else None
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 class DepthReader(Protocol):
@@ -85,14 +105,19 @@ class RedisDepth:
             pipe = self.client.pipeline(transaction=False)
             for key in self.keys:
                 pipe.llen(key)
+            for key in self.keys:
+                pipe.lindex(key, -1)  # kombu pushes on the left and takes from the right: the oldest
             pipe.hvals(self.unacked_key)
-            *lengths, unacked = pipe.execute(raise_on_error=True)
+            replies = pipe.execute(raise_on_error=True)
+            lengths, oldest, unacked = replies[:len(self.keys)], replies[len(self.keys):-1], replies[-1]
             waiting = sum(int(n) for n in lengths)
             in_flight = sum(1 for value in unacked if self._routed_here(value))
             chars = self._queued_chars(lengths, waiting) if with_chars else None
         except redis.RedisError as exc:
             raise ObservationError(f"redis depth of {self.queue}: {exc}") from None
-        return QueueDepth(waiting=waiting, in_flight=in_flight, queued_chars=chars)
+        stamps = [t for t in (message_queued_at(raw) for raw in oldest if raw is not None) if t is not None]
+        return QueueDepth(waiting=waiting, in_flight=in_flight, queued_chars=chars,
+                          oldest_queued_at=min(stamps) if stamps else None)
 
     def _routed_here(self, value: bytes) -> bool:
         try:

@@ -46,6 +46,7 @@ class Worker:
     exited: bool = False  # the provider says it stopped: it will never serve
     terminating: bool = False  # terminate sent; counted until the provider stops listing it
     last_seen_at: float | None = None  # when its Celery worker last answered; None: never registered
+    error: str | None = None  # what the worker published when its model could not load
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Observation:
     queued_chars: int | None = None  # characters of the waiting chapters (backlog policy)
     workers_known: bool = True  # False when the provider listing or Celery inspect failed
     failures: tuple[str, ...] = ()
+    crash_loop: str | None = None  # the crash-loop breaker is open: the last worker's error (stop creating)
+    oldest_waiting_s: float | None = None  # age of the oldest waiting chapter, None when unknown
 
     @property
     def pending(self) -> int | None:
@@ -157,7 +160,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-CAPS = ("max_workers", "max_usd_per_hour", "daily_budget", "max_step", "booting")
+CAPS = ("max_workers", "max_usd_per_hour", "daily_budget", "max_step", "booting", "crash_loop")
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
@@ -230,27 +233,21 @@ def idle_release(serving: tuple[Worker, ...], surplus: int, idle_since: dict[str
 def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: float) -> tuple[Decision, Memory]:
     """One scaling decision. Never exceeds a cap; holds the size when a read failed."""
     workers = observation.workers
-    usd_now = sum(w.usd_per_hour for w in workers)
-    day, spent = caps.accrue_spend(memory.day, memory.spent_today_usd, memory.accounted_at,
-                                   max(memory.usd_per_hour, usd_now), now)
+    base, new_memory = account(config.policy, observation, memory, now)
     pending = observation.pending
     last_nonempty = memory.last_nonempty_at
     if last_nonempty is None or (pending is not None and pending > 0):
         last_nonempty = now  # a fresh state starts the idle window now rather than scaling down at once
     idle_since = {w.name: memory.idle_since.get(w.name, now) for w in workers if w.state == "idle"}
-    new_memory = Memory(last_nonempty_at=last_nonempty, day=day, spent_today_usd=spent, accounted_at=now,
-                        usd_per_hour=usd_now, idle_since=idle_since)
+    new_memory = replace(new_memory, last_nonempty_at=last_nonempty, idle_since=idle_since)
     failures = list(observation.failures)
-    base = Decision(policy=config.policy, pending=pending, desired=len(workers), target=len(workers),
-                    current=len(workers), serving=len(workers), reason="", usd_per_hour=usd_now,
-                    usd_per_hour_planned=usd_now, spent_today_usd=spent)
+    spent = base.spent_today_usd
+    usd_now = base.usd_per_hour
 
     if pending is None or not observation.workers_known:
-        failed = "; ".join(failures) or "a read failed"
-        return replace(base, reason=f"hold at {len(workers)}: {failed}", failures=tuple(failures),
-                       held=True), new_memory
+        return held(base, failures), new_memory
 
-    terminate, drain, leaving, notes = _reconcile(workers, config, now)
+    terminate, drain, leaving, notes = departures(workers, config, now)
     serving = tuple(w for w in workers if w.name not in leaving)
 
     if config.policy == "backlog" and observation.queued_chars is not None:
@@ -262,15 +259,8 @@ def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: 
         wants = f"table wants {desired}"
         if config.policy == "backlog":
             wants += " (queued characters unknown: table used)"
-    target = max(desired, config.min_workers)
     caps_hit: list[str] = []
-    over_budget = caps.budget_exhausted(spent, config.daily_budget_usd)
-    if over_budget and target > config.min_workers:
-        caps_hit.append("daily_budget")
-        target = config.min_workers
-    if target > config.max_workers:
-        caps_hit.append("max_workers")
-        target = config.max_workers
+    target, over_budget = capped_target(desired, len(serving), spent, observation.crash_loop, config, caps_hit)
 
     creates: list[CreateAction] = []
     booting = [w for w in serving if w.state == "booting"]
@@ -286,7 +276,7 @@ def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: 
         forced = over_budget or over_cap
         idle_for = now - last_nonempty
         if forced or (pending == 0 and idle_for >= config.idle_s):
-            more_terminate, more_drain = _plan_removals(serving, target, forced, config)
+            more_terminate, more_drain = plan_removals(serving, target, forced, config)
             terminate += more_terminate
             drain += more_drain
             if forced:
@@ -305,6 +295,8 @@ def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: 
     actions = [f"+{len(creates)}" if creates else "", f"drain {len(drain)}" if drain else "",
                f"terminate {len(terminate)}" if terminate else ""]
     reason = f"pending {pending}: {wants}; target {target}, serving {len(serving)}"
+    if observation.crash_loop is not None:
+        notes.append(f"crash loop: creating stopped ({observation.crash_loop})")
     if caps_hit:
         reason += f"; capped by {', '.join(caps_hit)}"
     if any(actions):
@@ -312,15 +304,66 @@ def decide(observation: Observation, config: PolicyConfig, memory: Memory, now: 
     if notes:
         reason += "; " + "; ".join(notes)
     decision = replace(base, desired=desired, target=target, serving=len(serving), reason=reason,
-                       bound_by=caps_hit[-1] if caps_hit else None, caps_hit=tuple(caps_hit),
+                       bound_by=binding_cap(caps_hit), caps_hit=tuple(caps_hit),
                        create=tuple(creates), drain=tuple(drain), terminate=tuple(terminate),
                        usd_per_hour_planned=planned, failures=tuple(failures))
     return decision, new_memory
 
 
-def _reconcile(workers: tuple[Worker, ...], config: PolicyConfig,
+def account(policy: str, observation: Observation, memory: Memory, now: float) -> tuple[Decision, Memory]:
+    """The spend accounting every policy shares: today's spend charged up to `now`, and a Decision that holds
+    the pool as it is (the base each policy fills in). Charges the dearer of the last and the current price."""
+    workers = observation.workers
+    usd_now = sum(w.usd_per_hour for w in workers)
+    day, spent = caps.accrue_spend(memory.day, memory.spent_today_usd, memory.accounted_at,
+                                   max(memory.usd_per_hour, usd_now), now)
+    new_memory = replace(memory, day=day, spent_today_usd=spent, accounted_at=now, usd_per_hour=usd_now)
+    base = Decision(policy=policy, pending=observation.pending, desired=len(workers), target=len(workers),
+                    current=len(workers), serving=len(workers), reason="", usd_per_hour=usd_now,
+                    usd_per_hour_planned=usd_now, spent_today_usd=spent)
+    return base, new_memory
+
+
+def held(base: Decision, failures: list[str]) -> Decision:
+    """A read failed: the size stays and nothing is done (never a failed read taken as zero)."""
+    failed = "; ".join(failures) or "a read failed"
+    return replace(base, reason=f"hold at {base.current}: {failed}", failures=tuple(failures), held=True)
+
+
+def capped_target(desired: int, serving: int, spent_today_usd: float, crash_loop: str | None,
+                  config: PolicyConfig, caps_hit: list[str]) -> tuple[int, bool]:
+    """`desired` raised to the minimum and cut by the daily budget, the worker cap and an open crash-loop
+    breaker (which stops creating but keeps the minimum and the workers already serving).
+    Returns (target, over the daily budget); every cap that cut is appended to `caps_hit`."""
+    target = max(desired, config.min_workers)
+    over_budget = caps.budget_exhausted(spent_today_usd, config.daily_budget_usd)
+    if over_budget and target > config.min_workers:
+        caps_hit.append("daily_budget")
+        target = config.min_workers
+    if target > config.max_workers:
+        caps_hit.append("max_workers")
+        target = config.max_workers
+    if crash_loop is not None and target > max(serving, config.min_workers):
+        caps_hit.append("crash_loop")
+        target = max(serving, config.min_workers)
+    return target, over_budget
+
+
+def binding_cap(caps_hit: list[str]) -> str | None:
+    """The cap a decision reports as binding: an open crash-loop breaker first (nothing else matters while it
+    is open), else the last cap applied (the tightest)."""
+    if "crash_loop" in caps_hit:
+        return "crash_loop"
+    return caps_hit[-1] if caps_hit else None
+
+
+def departures(workers: tuple[Worker, ...], config: PolicyConfig,
                now: float) -> tuple[list[str], list[str], set[str], list[str]]:
-    """Workers on their way out whatever the target: stuck boots, silent, drained, exited, orphans."""
+    """Workers on their way out whatever the target: stuck boots, silent, drained, exited, broken, orphans.
+
+    Never a busy one: a worker whose Celery answer shows a chapter stays, whatever the provider says.
+    Returns (terminate, drain, leaving, notes).
+    """
     terminate: list[str] = []
     drain: list[str] = []
     leaving: set[str] = set()
@@ -328,12 +371,16 @@ def _reconcile(workers: tuple[Worker, ...], config: PolicyConfig,
     for w in workers:
         if w.requested:
             continue
-        if w.terminating or w.exited:
+        if (w.terminating or w.exited) and not w.busy:
             terminate.append(w.name)
-        elif w.state == "booting" and now - w.created_at >= config.boot_timeout_s:
+        elif w.error is not None and not w.busy:
+            terminate.append(w.name)  # it stepped aside: its model cannot load
+            notes.append(f"{w.name} cannot load its model: replaced")
+        elif w.state == "booting" and not w.busy and now - w.created_at >= config.boot_timeout_s:
             terminate.append(w.name)
             notes.append(f"{w.name} not up after {config.boot_timeout_s:g}s: replaced")
-        elif w.state == "silent" and now - (w.last_seen_at or w.created_at) >= config.boot_timeout_s:
+        elif w.state == "silent" and not w.busy and \
+                now - (w.last_seen_at or w.created_at) >= config.boot_timeout_s:
             terminate.append(w.name)
             notes.append(f"{w.name} silent for {config.boot_timeout_s:g}s: replaced")
         elif w.state == "draining":
@@ -341,6 +388,7 @@ def _reconcile(workers: tuple[Worker, ...], config: PolicyConfig,
                 drain.append(w.name)  # the cancel has not taken effect yet: send it again
             elif not w.busy:
                 terminate.append(w.name)
+            # else: still finishing its chapter; it no longer serves
         elif not w.owned and config.orphans == "terminate":
             if w.state == "booting":
                 terminate.append(w.name)
@@ -382,7 +430,7 @@ def plan_creates(wanted: int, counted: int, usd_now: float, offers: tuple[GpuOff
     return creates
 
 
-def _plan_removals(serving: tuple[Worker, ...], target: int, forced: bool,
+def plan_removals(serving: tuple[Worker, ...], target: int, forced: bool,
                    config: PolicyConfig) -> tuple[list[str], list[str]]:
     """Who goes: never-registered boots first (nothing runs there), then idle workers, dearest first.
     Busy workers only when a cap or the budget forces it, and then through a drain (the chapter ends first).
@@ -406,5 +454,6 @@ def _plan_removals(serving: tuple[Worker, ...], target: int, forced: bool,
 
 __all__ = [
     "CAPS", "TABLE_BANDS", "CreateAction", "Decision", "GpuOffer", "Memory", "Observation", "PolicyConfig",
-    "Worker", "backlog_workers", "decide", "idle_release", "plan_creates", "table_workers",
+    "Worker", "account", "backlog_workers", "binding_cap", "capped_target", "decide", "departures", "held",
+    "idle_release", "plan_creates", "plan_removals", "table_workers",
 ]

@@ -4,9 +4,14 @@ Task modules validate payloads and call `synth` or `scaler`; none of them import
 """
 
 from celery import Celery
+from celery.signals import before_task_publish
+
+from scaler.observe import stamp_queued_at
 
 app = Celery("audiobook")
 app.config_from_object("celeryconfig")
 app.conf.include = ["tasks.chapter", "tasks.book", "tasks.preview", "tasks.autoscale"]
+# Every task this app publishes carries its publish time: the scaler reads the age of the oldest waiting one.
+before_task_publish.connect(stamp_queued_at, weak=False)
 
 __all__ = ["app"]

@@ -25,6 +25,7 @@ def get_scaler() -> Scaler:
 # a tick that is stuck past all of them (its lock then expires on its own).
 @app.task(name="audiobook.autoscale", ignore_result=True, soft_time_limit=240, time_limit=270)
 def autoscale() -> dict[str, Any]:
-    metrics.serve(get_settings().scaler_metrics_port)
+    scaler = get_scaler()
+    metrics.serve(get_settings().scaler_metrics_port, scaler.store)
     settle_open_previews()  # preview jobs whose bill was left open: re-read even in hours without previews
-    return get_scaler().tick()
+    return scaler.tick().to_dict()

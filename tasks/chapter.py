@@ -16,7 +16,7 @@ from synth.errors import ModelLoadError, StorageError
 from synth.usage import ChapterUsage, now_iso, record_usage
 from tasks import app
 from tasks.payloads import ChapterRequest, validate
-from tasks.runtime import get_engine, get_storage
+from tasks.runtime import get_engine, get_storage, report_model
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def engine_or_step_aside(task: Task):  # noqa: ANN201 - an Engine
         if task.request.called_directly or not task.request.hostname:
             raise
         log.error("model cannot be loaded, no longer consuming %s: %s", QUEUE_GPU, exc)
+        report_model(exc, task.request.hostname)  # the scaler reads it: this worker is replaced, not retried
         task.app.control.cancel_consumer(QUEUE_GPU, destination=[task.request.hostname])
         raise Reject(f"model cannot be loaded on {task.request.hostname}: {exc}", requeue=True) from None
 

@@ -31,8 +31,11 @@ def pool_snapshot(app, settings) -> PoolSnapshot:  # noqa: ANN001
         if not records:
             return {"workers": {}, "decision": None}
         record = records[0]
-        states = Counter((record.get("observation") or {}).get("states") or {})
-        return {"workers": states, "decision": record.get("decision")}
+        states = Counter(record.observation.states if record.observation else {})
+        decision = record.decision
+        return {"workers": states, "health": record.health,
+                "decision": {"target": decision.target, "reason": decision.reason,
+                             "usd_per_hour": decision.usd_per_hour} if decision else None}
 
     return snapshot
 
@@ -49,7 +52,14 @@ def _eta(status: BookStatus, elapsed: float) -> str:
 def render(status: BookStatus, pool: dict[str, Any] | None, elapsed: float) -> Group:
     bars = Progress(TextColumn("{task.description}", justify="left"), BarColumn(bar_width=30),
                     TaskProgressColumn(), TextColumn("{task.fields[note]}"), expand=False)
+    from tasks.poolhealth import waiting_reason
+
+    waiting = waiting_reason((pool or {}).get("health"))
     for chapter in status.chapters:
+        if waiting and chapter.phase in ("queued", "running"):
+            bars.add_task(f"{chapter.chapter_id} {chapter.title or ''}"[:36], total=max(chapter.total, 1),
+                          completed=chapter.done, note=waiting)
+            continue
         note = {"queued": "queued", "running": chapter.worker or "running",
                 "done": f"{chapter.duration_s or 0:.1f} s audio", "failed": chapter.error or "failed"}[chapter.phase]
         bars.add_task(f"{chapter.chapter_id} {chapter.title or ''}"[:36], total=max(chapter.total, 1),

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from settings import Settings
 
 
-def build_provider(settings: Settings) -> Provider:
-    """The provider named by SCALER_PROVIDER. The RunPod SDK is imported only when it is used."""
+def build_provider(settings: Settings, lease_key: str | None = None) -> Provider:
+    """The provider named by SCALER_PROVIDER. The RunPod SDK is imported only when it is used.
+    `lease_key`: the scaler's lease, which local workers watch so they stop with the control plane."""
     if settings.scaler_provider == "runpod":
         from scaler.providers.runpod import RunPodProvider, pod_env_from_settings
 
@@ -20,12 +21,14 @@ def build_provider(settings: Settings) -> Provider:
         return RunPodProvider(
             api_key=key, gpu_types=settings.gpu_types, image=settings.runpod_worker_image,
             name_prefix=settings.scaler_name_prefix, env=pod_env_from_settings(settings),
+            deployment=settings.deployment_id,
             cloud_type=settings.runpod_cloud_type, container_disk_gb=settings.runpod_container_disk_gb,
             volume_gb=settings.runpod_volume_gb, network_volume_id=settings.runpod_network_volume_id,
             timeout_s=settings.scaler_provider_timeout_s)
     from scaler.providers.local import LocalProvider
 
-    return LocalProvider(settings.scaler_local_dir, settings.scaler_name_prefix, env=os.environ)
+    return LocalProvider(settings.scaler_local_dir, settings.scaler_name_prefix, env=os.environ,
+                         deployment=settings.deployment_id, lease_key=lease_key)
 
 
 __all__ = ["Instance", "Provider", "build_provider"]

@@ -1,18 +1,19 @@
-"""The one Provider interface: list, price, create, terminate. One file per implementation."""
+"""The one Provider interface: list, look up, price, create, terminate. One file per implementation."""
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from scaler.errors import InvalidProviderInput, ProviderUnavailable
+from scaler.errors import InvalidProviderInput, ProviderError, ProviderUnavailable
 from settings import QUEUE_GPU
 
-#: Environment variable that marks a worker as the scaler's (with the name prefix as its value).
+#: Environment variable that marks a worker as the scaler's: `<name prefix>/<deployment id>`.
 MARKER_ENV = "AUDIOBOOK_SCALER_POOL"
 #: A pool worker's Celery nodename is `gpu-<worker name>@<host>`: the name joins it to its pod/process.
 NODENAME_PREFIX = "gpu-"
@@ -33,6 +34,11 @@ class Instance:
     status: InstanceStatus  # starting: no runtime yet; exited: stopped, will never serve
     gpu_type: str = ""
     created_at: float | None = None
+    deployment: str | None = None  # the deployment its marker names; None: no marker (or not echoed)
+
+
+#: A lookup's answer: the instance, None when the provider says it is gone, or the error of the call.
+Lookup = Instance | None | ProviderError
 
 
 class Provider(ABC):
@@ -50,7 +56,13 @@ class Provider(ABC):
 
     @abstractmethod
     def list_instances(self) -> list[Instance]:
-        """Every worker that carries this scaler's name prefix and marker."""
+        """Every worker whose name carries this scaler's prefix, with the deployment its marker names.
+
+        A listing may leave out workers that exist: the scaler looks those it knows up one by one."""
+
+    @abstractmethod
+    def get_instance(self, instance_id: str) -> Instance | None:
+        """One worker by id; None only when the provider says it is gone (terminated or never existed)."""
 
     @abstractmethod
     def create(self, name: str, gpu_type: str) -> Instance:
@@ -59,6 +71,33 @@ class Provider(ABC):
     @abstractmethod
     def terminate(self, instance_id: str) -> None:
         """Stop a worker for good. Called only on drained or never-registered workers."""
+
+    def read_many(self, gpu_types: list[str], instance_ids: list[str],
+                  deadline_s: float) -> tuple[dict[str, float | ProviderError], dict[str, Lookup]]:
+        """Prices and lookups all at once, under one deadline: a hanging call costs the tick one deadline, not
+        one per call. A call still running at the deadline answers ProviderUnavailable."""
+        calls: dict[tuple[str, str], Callable[[], object]] = {}
+        for gpu_type in gpu_types:
+            calls[("price", gpu_type)] = lambda t=gpu_type: self.price(t)
+        for instance_id in instance_ids:
+            calls[("lookup", instance_id)] = lambda i=instance_id: self.get_instance(i)
+        answers = gather(calls, deadline_s)
+        prices = {key: answers[("price", key)] for key in gpu_types}
+        lookups = {key: answers[("lookup", key)] for key in instance_ids}
+        return prices, lookups  # type: ignore[return-value]
+
+
+def marker(name_prefix: str, deployment: str) -> str:
+    """The marker's value: which scaler (name prefix) of which deployment started the worker."""
+    return f"{name_prefix}/{deployment}"
+
+
+def marker_deployment(value: str | None, name_prefix: str) -> str | None:
+    """The deployment a marker value names if it is this name prefix's, else None."""
+    if not value:
+        return None
+    prefix, _, deployment = value.partition("/")
+    return deployment or None if prefix == name_prefix else None
 
 
 def check_name(name: str) -> str:
@@ -82,6 +121,31 @@ def worker_argv(name: str) -> list[str]:
     """The worker command (after the interpreter): one chapter at a time, gpu-long only."""
     return ["celery", "-A", "tasks", "worker", "-Q", QUEUE_GPU, "-c", "1", "-n", worker_nodename(name),
             "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+
+
+def gather(calls: Mapping[T, Callable[[], object]], deadline_s: float) -> dict[T, object]:
+    """Run blocking provider calls concurrently, each in a daemon thread, and wait at most `deadline_s` for
+    all of them together. Each answer is the call's value or its ProviderError (ProviderUnavailable when it did
+    not finish in time; the abandoned call finishes in its thread)."""
+    answers: dict[T, object] = {}
+    threads = []
+    for key, call in calls.items():
+        def run(key: T = key, call: Callable[[], object] = call) -> None:
+            try:
+                answers[key] = call()
+            except ProviderError as exc:
+                answers[key] = exc
+            except Exception as exc:  # a bug in a provider must not hang or crash the tick
+                answers[key] = ProviderError(f"{type(exc).__name__}: {exc}")
+
+        thread = threading.Thread(target=run, name="provider-read", daemon=True)
+        thread.start()
+        threads.append(thread)
+    end = time.monotonic() + deadline_s
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    missing = ProviderUnavailable(f"no answer within {deadline_s:g}s")
+    return {key: answers.get(key, missing) for key in calls}
 
 
 def call_with_deadline(call: Callable[[], T], timeout_s: float, what: str) -> T:

@@ -1,12 +1,15 @@
 """Local worker processes: `celery -A tasks worker -Q gpu-long -c 1` subprocesses on this machine.
 
 Each runs in its own session and is tracked by a pid file under SCALER_LOCAL_DIR, so a restarted scaler
-finds it again; a pid file whose process is gone is forgotten. The price is 0 USD/h.
+finds it again; a pid file whose process is gone is forgotten, and a lookup of it says gone. The price is
+0 USD/h. With a lease key, each worker watches the lease the scaler's ticks renew and stops when it lapses:
+the workers cannot outlive the control plane that started them (tasks.runtime runs the watch).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,10 +19,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from scaler.errors import ProviderError
-from scaler.providers.base import MARKER_ENV, Instance, Provider, check_name, worker_argv
+from scaler.providers.base import (
+    MARKER_ENV,
+    Instance,
+    Provider,
+    check_name,
+    marker,
+    marker_deployment,
+    worker_argv,
+)
 from settings import WORKER_PRICE_ENV
 
 GPU_TYPE = "local"
+#: Environment variable naming the Redis key of the scaler's lease (tasks.runtime watches it).
+LEASE_ENV = "AUDIOBOOK_SCALER_LEASE"
+
+log = logging.getLogger(__name__)
 
 # Popen objects of the workers this process started, so they are reaped (no zombies) when they exit.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -47,10 +62,16 @@ class LocalProvider(Provider):
 
     def __init__(self, directory: str | Path, name_prefix: str, env: Mapping[str, str] | None = None,
                  cwd: str | Path | None = None, python: str = sys.executable, stop_wait_s: float = 3.0,
-                 kill_after_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+                 kill_after_s: float = 30.0, clock: Callable[[], float] = time.time, deployment: str = "default",
+                 lease_key: str | None = None) -> None:
         self.directory = Path(directory).expanduser().resolve()
         self.name_prefix = check_name(name_prefix)
-        self.env = dict(os.environ if env is None else env) | {MARKER_ENV: name_prefix}
+        self.deployment = check_name(deployment)
+        self.marker = marker(name_prefix, deployment)
+        self.env = dict(os.environ if env is None else env) | {MARKER_ENV: self.marker}
+        self.env.pop(LEASE_ENV, None)
+        if lease_key:
+            self.env[LEASE_ENV] = lease_key
         self.cwd = str(cwd or os.getcwd())
         self.python = python
         self.stop_wait_s = stop_wait_s
@@ -70,9 +91,12 @@ class LocalProvider(Provider):
             if record is None or not self._alive(record):
                 self._forget(path, record)
                 continue
-            found.append(Instance(id=record["name"], name=record["name"], usd_per_hour=0.0, status="running",
-                                  gpu_type=GPU_TYPE, created_at=record["created_at"]))
+            found.append(self._instance(record))
         return found
+
+    def get_instance(self, instance_id: str) -> Instance | None:
+        record = self._read(self.directory / f"{check_name(instance_id)}.json")
+        return self._instance(record) if record is not None and self._alive(record) else None
 
     def create(self, name: str, gpu_type: str) -> Instance:
         check_name(name)
@@ -89,13 +113,12 @@ class LocalProvider(Provider):
         _children[proc.pid] = proc
         created = self.clock()
         record = {"name": name, "pid": proc.pid, "start_time": _start_time(proc.pid), "created_at": created,
-                  "marker": self.name_prefix}
+                  "marker": self.marker}
         path = self.directory / f"{name}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(path)
-        return Instance(id=name, name=name, usd_per_hour=0.0, status="running", gpu_type=GPU_TYPE,
-                        created_at=created)
+        return self._instance(record)
 
     def terminate(self, instance_id: str) -> None:
         """SIGTERM the worker's session (a warm shutdown: it is drained); SIGKILL if still there after
@@ -125,12 +148,19 @@ class LocalProvider(Provider):
             time.sleep(0.1)
 
     # --- helpers --------------------------------------------------------------------------------------
+    def _instance(self, record: dict) -> Instance:
+        return Instance(id=record["name"], name=record["name"], usd_per_hour=0.0, status="running",
+                        gpu_type=GPU_TYPE, created_at=record["created_at"],
+                        deployment=marker_deployment(record.get("marker"), self.name_prefix))
+
     def _read(self, path: Path) -> dict | None:
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(record, dict) or record.get("marker") != self.name_prefix or "pid" not in record:
+        if not isinstance(record, dict) or "pid" not in record or "name" not in record:
+            return None
+        if str(record.get("marker", "")).partition("/")[0] != self.name_prefix:
             return None
         return record
 
@@ -150,3 +180,27 @@ class LocalProvider(Provider):
     def _forget(path: Path, record: dict | None) -> None:
         # No signal here: the pid may already belong to another process.
         path.unlink(missing_ok=True)
+
+
+def watch_lease(lease_alive: Callable[[], bool], on_lapse: Callable[[], None], poll_s: float = 2.0,
+                sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run in a local worker: return after calling `on_lapse` once the scaler's lease is gone on two reads in a
+    row. A read that fails (Redis away) counts as alive: only a confirmed lapse stops the worker."""
+    misses = 0
+    while True:
+        try:
+            alive = lease_alive()
+        except Exception:  # noqa: BLE001 - unknown is not gone
+            alive = True
+        misses = 0 if alive else misses + 1
+        if misses >= 2:
+            on_lapse()
+            return
+        sleep(poll_s)
+
+
+def stop_own_session() -> None:
+    """What a lapsed lease does: SIGTERM to this worker's whole session (it was started as its leader), so its
+    pool child stops too; a chapter in hand goes back to the queue (task_reject_on_worker_lost)."""
+    log.warning("the scaler's lease lapsed (no tick renewed it: the control plane is gone): stopping this worker")
+    os.killpg(os.getpgrp(), signal.SIGTERM)

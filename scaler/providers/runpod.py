@@ -1,8 +1,9 @@
-"""RunPod pods through the unmodified `runpod` SDK (create_pod, get_pods, terminate_pod, get_gpu).
+"""RunPod pods through the unmodified `runpod` SDK (create_pod, get_pods, get_pod, terminate_pod, get_gpu).
 
 The SDK pastes every value into GraphQL with f-strings and no escaping, so names, image, env and
 docker args are checked here before anything is sent. `get_pods` echoes each pod's env (secrets
-included): it is read for the marker and dropped, never logged.
+included): it is read for the marker and dropped, never logged. Prices are read fresh on every tick
+(concurrently, under one deadline): a cached price could plan a pod under the cap that costs more.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from scaler.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from scaler.providers.base import MARKER_ENV, Instance, Provider, call_with_deadline, check_name, worker_argv
+from scaler.providers.base import (
+    MARKER_ENV,
+    Instance,
+    Provider,
+    call_with_deadline,
+    check_name,
+    marker,
+    marker_deployment,
+    worker_argv,
+)
 from settings import WORKER_PRICE_ENV
 
 log = logging.getLogger(__name__)
@@ -34,9 +44,10 @@ _POD_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _UNSAFE_VALUE = re.compile(r'["\\\x00-\x1f\x7f]')
 # Capacity messages seen from RunPod (runpod-python #314, #297, #168).
 _CAPACITY = ("no longer any instances available", "not enough free gpus", "no instances available")
+# A lookup of a pod that no longer exists.
+_NOT_FOUND = ("not found", "does not exist")
 # Environment passed from the scaler's environment to every pod.
 PASS_THROUGH_PREFIXES = ("AUDIOBOOK_", "AWS_", "HF_")
-PRICE_TTL_S = 300.0
 
 
 def _import_runpod() -> Any:
@@ -72,7 +83,8 @@ class RunPodProvider(Provider):
     name = "runpod"
 
     def __init__(self, *, api_key: str, gpu_types: list[str], image: str, name_prefix: str,
-                 env: Mapping[str, str], cloud_type: str = "SECURE", container_disk_gb: int = 20,
+                 env: Mapping[str, str], deployment: str = "default", cloud_type: str = "SECURE",
+                 container_disk_gb: int = 20,
                  volume_gb: int = 0, network_volume_id: str | None = None, timeout_s: float = 20.0,
                  clock: Callable[[], float] = time.time) -> None:
         if not api_key:
@@ -89,21 +101,18 @@ class RunPodProvider(Provider):
         self.volume_gb = int(volume_gb)
         self.network_volume_id = (_check(_POD_ID, network_volume_id, "network volume id")
                                   if network_volume_id else None)
-        self.env = check_env(dict(env) | {MARKER_ENV: name_prefix})
+        self.deployment = check_name(deployment)
+        self.env = check_env(dict(env) | {MARKER_ENV: marker(name_prefix, deployment)})
         self._secrets = sorted({v for v in self.env.values() if len(v) >= 6} | {api_key}, key=len, reverse=True)
         self.timeout_s = timeout_s
         self.clock = clock
-        self._prices: dict[str, tuple[float, float]] = {}
+        self._prices: dict[str, float] = {}  # the last price read per type, for the Instance a create returns
 
     # --- the interface ----------------------------------------------------------------------------------
     def gpu_types(self) -> list[str]:
         return list(self._gpu_types)
 
     def price(self, gpu_type: str) -> float:
-        cached = self._prices.get(gpu_type)
-        now = self.clock()
-        if cached and now - cached[1] < PRICE_TTL_S:
-            return cached[0]
         gpu = self._call(lambda: self._runpod.get_gpu(_check(_GPU_TYPE, gpu_type, "GPU type")), "get_gpu")
         prices = {"SECURE": [gpu.get("securePrice")], "COMMUNITY": [gpu.get("communityPrice")],
                   "ALL": [gpu.get("securePrice"), gpu.get("communityPrice")]}[self.cloud_type]
@@ -111,19 +120,24 @@ class RunPodProvider(Provider):
         if not known:
             raise ProviderError(f"get_gpu: no {self.cloud_type} price for {gpu_type}")
         price = max(known)  # ALL may land on either cloud: plan with the dearer
-        self._prices[gpu_type] = (price, now)
+        self._prices[gpu_type] = price
         return price
 
     def list_instances(self) -> list[Instance]:
         pods = self._call(self._runpod.get_pods, "get_pods") or []
-        marker = f"{MARKER_ENV}={self.name_prefix}"
-        found = []
-        for pod in pods:
-            name = pod.get("name") or ""
-            if not name.startswith(self.name_prefix + "-") or marker not in (pod.get("env") or []):
-                continue
-            found.append(self._instance(pod))
-        return found
+        return [self._instance(pod) for pod in pods if (pod.get("name") or "").startswith(self.name_prefix + "-")]
+
+    def get_instance(self, instance_id: str) -> Instance | None:
+        pod_id = _check(_POD_ID, instance_id, "pod id")
+        try:
+            pod = self._call(lambda: self._runpod.get_pod(pod_id), "get_pod")
+        except ProviderUnavailable as exc:
+            if any(mark in str(exc).lower() for mark in _NOT_FOUND):
+                return None
+            raise
+        if not pod or pod.get("desiredStatus") == "TERMINATED":
+            return None
+        return self._instance(pod)
 
     def create(self, name: str, gpu_type: str) -> Instance:
         check_name(name)
@@ -132,7 +146,7 @@ class RunPodProvider(Provider):
         if _UNSAFE_VALUE.search(docker_args):
             raise InvalidProviderInput("docker args hold a quote, backslash or control character")
         # The pod's own price goes in its env, so its chapters bill at it: the price this tick's caps counted.
-        price = self._prices[gpu_type][0] if gpu_type in self._prices else self.price(gpu_type)
+        price = self._prices[gpu_type] if gpu_type in self._prices else self.price(gpu_type)
         env = self.env | {WORKER_PRICE_ENV: repr(price)}
         pod = self._call(lambda: self._runpod.create_pod(
             name=name, image_name=self.image, gpu_type_id=gpu_type, cloud_type=self.cloud_type, gpu_count=1,
@@ -142,8 +156,8 @@ class RunPodProvider(Provider):
         if not pod or not pod.get("id"):
             raise ProviderUnavailable("create_pod: answer without a pod id")
         pod_id = _check(_POD_ID, str(pod["id"]), "pod id")
-        return Instance(id=pod_id, name=name, usd_per_hour=self._prices.get(gpu_type, (0.0, 0.0))[0],
-                        status="starting", gpu_type=gpu_type, created_at=self.clock())
+        return Instance(id=pod_id, name=name, usd_per_hour=self._prices.get(gpu_type, 0.0), status="starting",
+                        gpu_type=gpu_type, created_at=self.clock(), deployment=self.deployment)
 
     def terminate(self, instance_id: str) -> None:
         pod_id = _check(_POD_ID, instance_id, "pod id")
@@ -161,9 +175,11 @@ class RunPodProvider(Provider):
         uptime = pod.get("uptimeSeconds")
         created = self.clock() - float(uptime) if status == "running" and uptime else None
         machine = pod.get("machine") or {}
-        return Instance(id=_check(_POD_ID, str(pod["id"]), "pod id"), name=pod["name"],
+        env = dict(item.partition("=")[::2] for item in pod.get("env") or [] if isinstance(item, str))
+        return Instance(id=_check(_POD_ID, str(pod["id"]), "pod id"), name=pod.get("name") or "",
                         usd_per_hour=float(pod.get("costPerHr") or 0.0), status=status,  # type: ignore[arg-type]
-                        gpu_type=machine.get("gpuDisplayName") or "", created_at=created)
+                        gpu_type=machine.get("gpuDisplayName") or "", created_at=created,
+                        deployment=marker_deployment(env.get(MARKER_ENV), self.name_prefix))
 
     def _scrub(self, message: str) -> str:
         for secret in self._secrets:

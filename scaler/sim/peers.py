@@ -10,8 +10,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from scaler import caps
-from scaler.policy import CreateAction, Decision, Memory, Observation, PolicyConfig, decide, plan_creates
+from scaler.policy import (
+    CreateAction,
+    Decision,
+    Memory,
+    Observation,
+    PolicyConfig,
+    account,
+    binding_cap,
+    capped_target,
+    decide,
+    departures,
+    held,
+    plan_creates,
+    plan_removals,
+)
 from scaler.sim.traces import Trace
 
 #: KEDA's redis-list scaler: `listLength` (pending messages per replica, KEDA's default 5) and the HPA's
@@ -99,48 +112,33 @@ def sized_decision(policy: str, desired: int | None, observation: Observation, c
                    memory: Memory, now: float, *, drain_busy: bool = False) -> tuple[Decision, Memory]:
     """A Decision that moves the pool toward `desired` within the caps (None: a read failed, hold).
 
-    Reconciles like the scaler (drained and stuck workers go), charges the daily budget as `decide` does,
-    creates through `scaler.caps` (count, max step, USD per hour with each offer's price) and removes
-    booting, then idle, then (only with `drain_busy`) busy workers, the last two through a drain.
+    Built from the policy's own pieces, so no peer can win by skipping one: the same spend accounting
+    (`account`), the same departures of stuck, drained, broken and exited workers (`departures`), the same
+    caps on the target (`capped_target`, crash-loop breaker included), creates through `plan_creates` and
+    removals through `plan_removals` (booting, then idle, then, only with `drain_busy`, busy workers).
     """
     workers = observation.workers
-    usd_now = sum(w.usd_per_hour for w in workers)
-    day, spent = caps.accrue_spend(memory.day, memory.spent_today_usd, memory.accounted_at,
-                                   max(memory.usd_per_hour, usd_now), now)
-    memory = replace(memory, day=day, spent_today_usd=spent, accounted_at=now, usd_per_hour=usd_now)
-    base = Decision(policy=policy, pending=observation.pending, desired=len(workers), target=len(workers),
-                    current=len(workers), serving=len(workers), reason="", usd_per_hour=usd_now,
-                    usd_per_hour_planned=usd_now, spent_today_usd=spent)
-    if desired is None or not observation.workers_known:
-        return replace(base, reason=f"hold at {len(workers)}: a read failed", held=True), memory
-    terminate = [w.name for w in workers if w.terminating or w.exited
-                 or (w.state == "booting" and not w.requested and now - w.created_at >= config.boot_timeout_s)
-                 or (w.state == "draining" and not w.consuming and not w.busy)]
-    serving = [w for w in workers if w.name not in terminate and w.state != "draining"]
-    target = max(desired, config.min_workers)
+    base, memory = account(policy, observation, memory, now)
+    if desired is None or observation.pending is None or not observation.workers_known:
+        return held(base, list(observation.failures)), memory
+    terminate, drain, leaving, _ = departures(workers, config, now)
+    serving = tuple(w for w in workers if w.name not in leaving)
     caps_hit: list[str] = []
-    if caps.budget_exhausted(spent, config.daily_budget_usd) and target > config.min_workers:
-        caps_hit.append("daily_budget")
-        target, drain_busy = config.min_workers, True
-    if target > config.max_workers:
-        caps_hit.append("max_workers")
-        target = config.max_workers
+    target, over_budget = capped_target(desired, len(serving), base.spent_today_usd, observation.crash_loop,
+                                        config, caps_hit)
     creates: list[CreateAction] = []
-    drain: list[str] = []
     if target > len(serving):
-        creates = plan_creates(target - len(serving), len(workers), usd_now, observation.offers, config,
+        creates = plan_creates(target - len(serving), len(workers), base.usd_per_hour, observation.offers, config,
                                caps_hit, failures=[])
     elif target < len(serving):
-        booting = sorted((w for w in serving if w.state == "booting" and not w.requested), key=lambda w: -w.created_at)
-        idle = sorted((w for w in serving if w.state == "idle"), key=lambda w: -w.usd_per_hour)
-        busy = sorted((w for w in serving if w.state == "busy"), key=lambda w: -w.usd_per_hour) if drain_busy else []
-        for w in [*booting, *idle, *busy][:len(serving) - target]:
-            (terminate if w.state == "booting" else drain).append(w.name)
-    planned = usd_now + sum(c.usd_per_hour for c in creates)
+        more_terminate, more_drain = plan_removals(serving, target, drain_busy or over_budget, config)
+        terminate += more_terminate
+        drain += more_drain
+    planned = base.usd_per_hour + sum(c.usd_per_hour for c in creates)
     reason = (f"pending {observation.pending}: {policy} wants {desired}; target {target}, serving {len(serving)}"
               + (f"; capped by {', '.join(caps_hit)}" if caps_hit else ""))
     return replace(base, desired=desired, target=target, serving=len(serving), reason=reason,
-                   bound_by=caps_hit[-1] if caps_hit else None, caps_hit=tuple(caps_hit), create=tuple(creates),
+                   bound_by=binding_cap(caps_hit), caps_hit=tuple(caps_hit), create=tuple(creates),
                    drain=tuple(drain), terminate=tuple(terminate), usd_per_hour_planned=planned), memory
 
 

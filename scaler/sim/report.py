@@ -26,7 +26,8 @@ class Row:
     makespan_s: float  # first chapter queued -> last chapter done
     max_pods: int
     max_usd_per_hour: float
-    cap_violations: int  # ticks that ended with a cap exceeded: must be 0
+    cap_violations: int  # instants with our pods over a cap: must be 0
+    refused_creates: int  # creates the executor's re-check refused: a policy that needs it has a bug
     creates: int  # pod churn
     chapters: int
     chapters_done: int
@@ -35,6 +36,65 @@ class Row:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FaultRow:
+    """One policy through a fault storm. The five violation counts must be 0."""
+
+    policy: str
+    ticks: int
+    faults: int  # faults injected, all kinds
+    max_pods: int
+    max_workers: int  # the cap
+    max_usd_per_hour: float
+    usd_cap: float
+    over_caps: int  # instants with our pods over either cap
+    busy_terminated: int
+    foreign_touched: int
+    unknown_after: int  # our pods the scaler does not know, 2 ticks after the faults stopped
+    refused_creates: int  # creates the executor's re-check refused (a policy planning over a cap)
+    held: int  # ticks held on a failed or lying read
+    crash_loop_ticks: int
+    chapters: int  # arrived during the run
+    chapters_done: int
+    fault_counts: dict[str, int]
+
+    @property
+    def violations(self) -> int:
+        return (self.over_caps + self.busy_terminated + self.foreign_touched + self.unknown_after
+                + self.refused_creates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"violations": self.violations}
+
+
+def summarize_faults(run: Run) -> FaultRow:
+    cloud = run.cloud
+    end = run.ended_at
+    return FaultRow(
+        policy=run.peer, ticks=run.decisions, faults=sum(cloud.faults.values()), max_pods=cloud.max_pods,
+        max_workers=run.policy_config.max_workers, max_usd_per_hour=round(cloud.max_usd_per_hour, 4),
+        usd_cap=run.policy_config.max_usd_per_hour, over_caps=run.cap_violations, busy_terminated=cloud.busy_terminated,
+        foreign_touched=cloud.foreign_touched, unknown_after=run.unknown_after_faults or 0,
+        refused_creates=run.refused_creates, held=run.held, crash_loop_ticks=run.crash_loop_ticks,
+        chapters=sum(1 for c in run.trace.chapters if c.arrival_s <= end),
+        chapters_done=sum(1 for t in run.done_at if t is not None), fault_counts=dict(sorted(cloud.faults.items())))
+
+
+def fault_table(rows: list[FaultRow], title: str) -> Table:
+    """The fault storm as a rich table: the caps at every instant and what must never happen."""
+    out = Table(title=title, title_justify="left")
+    for header in ("policy", "ticks", "faults", "max pods / cap", "max USD/h / cap", "over a cap", "busy killed",
+                   "foreign touched", "unknown after", "refused creates", "held ticks", "crash-loop ticks",
+                   "chapters done"):
+        out.add_column(header, justify="left" if header == "policy" else "right")
+    for row in rows:
+        out.add_row(row.policy, f"{row.ticks:,}", f"{row.faults:,}", f"{row.max_pods} / {row.max_workers}",
+                    f"{row.max_usd_per_hour:.2f} / {row.usd_cap:.2f}", str(row.over_caps), str(row.busy_terminated),
+                    str(row.foreign_touched), str(row.unknown_after), str(row.refused_creates), f"{row.held:,}",
+                    f"{row.crash_loop_ticks:,}", f"{row.chapters_done:,} / {row.chapters:,}")
+    return out
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -64,9 +124,10 @@ def summarize(run: Run) -> Row:
         wait_p95_s=percentile(waits, 95),
         wait_max_s=waits[-1] if waits else 0.0,
         makespan_s=(max(done) - first) if done else 0.0,
-        max_pods=max((s.pods for s in run.samples), default=0),
-        max_usd_per_hour=max((s.usd_per_hour for s in run.samples), default=0.0),
+        max_pods=run.cloud.max_pods,
+        max_usd_per_hour=run.cloud.max_usd_per_hour,
         cap_violations=run.cap_violations,
+        refused_creates=run.refused_creates,
         creates=len(run.pods),
         chapters=len(run.trace.chapters),
         chapters_done=len(done),

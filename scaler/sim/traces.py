@@ -149,6 +149,20 @@ TRACES: dict[str, Callable[[int], Trace]] = {
 }
 
 
+def repeated(name_or_path: str, seed: int, duration_s: float) -> Trace:
+    """A trace played again and again (a built-in one with the next seed each time) until it covers `duration_s`:
+    the long runs of `audiobook simulate --faults`."""
+    chapters: list[Chapter] = []
+    start, round_ = 0.0, 0
+    while start < duration_s:
+        part = get_trace(name_or_path, seed + round_ if name_or_path in TRACES else seed)
+        span = max(part.duration_s, part.chapters[-1].arrival_s if part.chapters else 0.0, HOUR)
+        chapters += [Chapter(c.arrival_s + start, c.book + 1_000_000 * round_, c.chars, c.work_s)
+                     for c in part.chapters if c.arrival_s + start < duration_s]
+        start, round_ = start + span, round_ + 1
+    return _trace(f"{Path(name_or_path).stem} x{round_}", duration_s, chapters)
+
+
 def _trace(name: str, duration_s: float, chapters: Iterable[Chapter]) -> Trace:
     return Trace(name, duration_s, tuple(sorted(chapters, key=lambda c: (c.arrival_s, c.book))))
 

@@ -148,23 +148,28 @@ def follow_book(book_id: str, console: Console | None = None, timeout: float | N
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from settings import get_settings
     from tasks import app
     from tasks.bookstatus import book_status
+    from tasks.poolhealth import chapter_label, pool_health, waiting_reason
     from tasks.runtime import get_storage
 
     status = book_status(app, get_storage(), args.book_id)
     if status is None:
         raise CliError(f"no book with id {args.book_id!r} was submitted")
+    waiting = waiting_reason(pool_health(app, get_settings())) if not status.finished else None
     table = Table(title=f"{status.title or status.book_id} ({status.book_id})")
     for column in ("chapter", "title", "state", "progress", "audio s", "worker", "output"):
         table.add_column(column)
     for chapter in status.chapters:
         progress = f"{chapter.done}/{chapter.total}" if chapter.total else ""
-        table.add_row(chapter.chapter_id, chapter.title or "", chapter.phase, progress,
+        table.add_row(chapter.chapter_id, chapter.title or "", chapter_label(chapter.phase, waiting), progress,
                       f"{chapter.duration_s:.1f}" if chapter.duration_s else "", chapter.worker or "",
                       chapter.uri or chapter.error or "")
-    console = Console()
+    console = Console(width=200) if not Console().is_terminal else Console()
     console.print(table)
+    if waiting:
+        console.print(f"[yellow]{waiting}[/] (see `audiobook scaler status`)")
     age = time.time() - status.submitted_at
     console.print(f"assembly: {status.assembly_state.lower()}   submitted {age:,.0f} s ago")
     if status.result:

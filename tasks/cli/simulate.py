@@ -1,4 +1,5 @@
-"""`audiobook simulate`: every scaling policy on one traffic trace, as a table (or JSON) and a PNG."""
+"""`audiobook simulate`: every scaling policy on one traffic trace, as a table (or JSON) and a PNG; with
+`--faults`, every policy through a storm of provider lies, as a table of what must never happen."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tasks.cli import CliError
 
 DEFAULT_TRACE = "diurnal-spike"
 DEFAULT_PLOT_DIR = Path("var/sim")
+DEFAULT_FAULT_TICKS = 10_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--boot-seconds", default="180", help="median pod boot time; jitter is 25 %% (default 180)")
     parser.add_argument("--capacity-error-rate", default="0.05",
                         help="share of create attempts refused for lack of capacity (default 0.05)")
+    parser.add_argument("--faults", action="store_true",
+                        help="run every policy through seeded random provider faults (listings that omit pods, null "
+                             "runtimes, lost and late creates, foreign pods, price changes, crash-looping images, "
+                             "hanging price calls) and report the caps at every instant, busy workers killed and "
+                             "pods still unknown 2 ticks after the faults stop; exit status 1 on any violation")
+    parser.add_argument("--ticks", default=str(DEFAULT_FAULT_TICKS),
+                        help=f"with --faults: ticks of faults (default {DEFAULT_FAULT_TICKS:,}); the trace repeats")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", type=Path, help=f"PNG to write (default {DEFAULT_PLOT_DIR}/<trace>-seed<N>.png)")
     parser.add_argument("--no-plot", action="store_true", help="write no PNG")
@@ -51,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [p for p in policies if p not in PEER_NAMES]
     if unknown or not policies:
         raise CliError(f"unknown policy {', '.join(unknown) or '(none)'}: use {', '.join(PEER_NAMES)}")
-    config, interval_default = _policy_config()
+    config, interval_default, crash_loop = _policy_config()
     interval = _number("--interval", args.interval, float, low=1) if args.interval else interval_default
     try:
         trace = get_trace(args.trace, seed)
@@ -59,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if not trace.chapters:
         raise CliError(f"trace {args.trace} has no chapters")
-    sim_config = replace(SimConfig(), interval_s=interval, boot_s=boot_s, capacity_error_rate=capacity_error_rate)
+    sim_config = replace(SimConfig(), interval_s=interval, boot_s=boot_s, capacity_error_rate=capacity_error_rate,
+                         crash_loop_workers=crash_loop[0], crash_loop_cooloff_s=crash_loop[1])
+    if args.faults:
+        ticks = _number("--ticks", args.ticks, int, low=1)
+        return _run_faults(args, seed, config, sim_config, policies, ticks)
 
     started = time.perf_counter()
     runs = compare(trace, config, sim_config, seed, policies)
@@ -95,7 +108,8 @@ def _number(flag: str, text: str, kind: type, low: float | None = None, high: fl
 
 
 def _policy_config():  # noqa: ANN202
-    """The PolicyConfig the beat task builds from the SCALER_* settings, and the tick interval."""
+    """The PolicyConfig the beat task builds from the SCALER_* settings, the tick interval and the crash-loop
+    breaker's (workers, cool-off)."""
     from scaler.tick import policy_config
     from settings import SettingsError, get_settings
 
@@ -103,7 +117,41 @@ def _policy_config():  # noqa: ANN202
         s = get_settings()
     except SettingsError as exc:
         raise CliError(str(exc)) from None
-    return policy_config(s), s.scaler_interval_s
+    return policy_config(s), s.scaler_interval_s, (s.scaler_crash_loop_workers, s.scaler_crash_loop_cooloff_s)
+
+
+def _run_faults(args: argparse.Namespace, seed: int, config, sim_config, policies: tuple[str, ...],  # noqa: ANN001
+                ticks: int) -> int:
+    """The fault storm: one row per policy; exit status 1 when any row has a violation."""
+    from scaler.sim import STORM, fault_storm
+    from scaler.sim.report import fault_table, summarize_faults
+    from scaler.sim.traces import TraceError, repeated
+
+    try:
+        trace = repeated(args.trace, seed, (ticks + 2) * sim_config.interval_s)
+    except TraceError as exc:
+        raise CliError(str(exc)) from None
+    started = time.perf_counter()
+    rows = [summarize_faults(run) for run in fault_storm(trace, config, ticks, sim_config, seed, policies)]
+    elapsed = time.perf_counter() - started
+    violations = sum(row.violations for row in rows)
+    if args.json:
+        print(json.dumps({"trace": trace.name, "seed": seed, "ticks": ticks, "seconds": elapsed,
+                          "faults": asdict(STORM), "violations": violations,
+                          "policies": [row.to_dict() for row in rows]}, indent=2))
+        return 1 if violations else 0
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)
+    console.print(fault_table(rows, f"fault storm: {ticks:,} ticks of {trace.name}, seed {seed} "
+                                    f"({sim_config.interval_s:g}s ticks)"))
+    for row in rows:
+        console.print(f"{row.policy}: " + ", ".join(f"{kind} {n}" for kind, n in row.fault_counts.items()),
+                      highlight=False)
+    console.print(f"{violations} violations; simulated in {elapsed:.1f}s", highlight=False)
+    return 1 if violations else 0
 
 
 def _plot(runs, path: Path, title: str) -> Path:  # noqa: ANN001

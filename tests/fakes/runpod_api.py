@@ -8,6 +8,10 @@ comes from the GPU type and cloud type. A wrong Bearer key gets HTTP 401.
 Faults are injected one by one (`inject`) or at random (`random_faults`): HTTP 500 with an HTML body,
 HTTP 503 with GraphQL errors, slow and hung answers, 401, the capacity QueryError, and `after500` (the
 mutation happens, the answer is lost). `on_create`/`on_terminate` hooks let a test run real workers.
+
+It also answers without an error but not the whole truth, as RunPod can: `inject("omit_all", "pods")` lists
+no pod at all, `hide(pod_id)` leaves one pod out of listings, `echo_env = False` lists pods without their env
+(so without the marker), `null_runtime(pod_id)` lists a running pod with `runtime: null`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 CAPACITY_MESSAGE = ("There are no longer any instances available with the requested specifications. "
                     "Please refresh and try again.")
 FAULT_KINDS = ("http500", "http503", "slow", "hang", "unauthorized", "after500", "capacity")
+#: Answers that are well-formed and wrong (not part of the random storm's error kinds).
+LIE_KINDS = ("omit_all",)
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,13 @@ class FakePod:
     desired_status: str = "RUNNING"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self, now: float, boot_s: float) -> dict[str, Any]:
-        up = self.desired_status == "RUNNING" and now - self.created_at >= boot_s
+    def to_json(self, now: float, boot_s: float, echo_env: bool = True, null_runtime: bool = False) -> dict[str, Any]:
+        up = self.desired_status == "RUNNING" and now - self.created_at >= boot_s and not null_runtime
         return {
             "id": self.id, "containerDiskInGb": self.container_disk_gb, "costPerHr": self.cost_per_hr,
             "desiredStatus": self.desired_status, "dockerArgs": self.docker_args, "dockerId": None,
-            "env": [f"{k}={v}" for k, v in self.env.items()], "gpuCount": 1, "imageName": self.image_name,
+            "env": [f"{k}={v}" for k, v in self.env.items()] if echo_env else [], "gpuCount": 1,
+            "imageName": self.image_name,
             "lastStatusChange": f"Rented by User: {time.ctime(self.created_at)}", "machineId": f"m-{self.id}",
             "memoryInGb": 31, "name": self.name, "podType": "RESERVED", "port": None, "ports": "",
             "uptimeSeconds": int(now - self.created_at - boot_s) if up else 0, "vcpuCount": 4,
@@ -204,6 +211,9 @@ class FakeRunPod:
         self.on_terminate: Callable[[FakePod], None] | None = None
         self._capacity: dict[str, int | None] = {}
         self._faults: list[_Fault] = []
+        self.echo_env = True  # False: listings and lookups return pods without their env (no marker)
+        self._hidden: dict[str, int | None] = {}  # pod id -> listings left to omit it from (None: all)
+        self._null_runtime: dict[str, int] = {}  # pod id -> listings left to show it without a runtime
         self._random: tuple[random.Random, float, tuple[str, ...]] | None = None
         self._lock = threading.RLock()
         self._release = threading.Event()
@@ -251,8 +261,8 @@ class FakeRunPod:
 
     # --- test controls ------------------------------------------------------------------------------
     def inject(self, kind: str, operation: str | None = None, times: int = 1, delay_s: float | None = None) -> None:
-        """The next `times` requests of `operation` (any if None) get fault `kind` (see FAULT_KINDS)."""
-        assert kind in FAULT_KINDS, kind
+        """The next `times` requests of `operation` (any if None) get fault `kind` (see FAULT_KINDS, LIE_KINDS)."""
+        assert kind in FAULT_KINDS + LIE_KINDS, kind
         delay = delay_s if delay_s is not None else (self.hang_s if kind == "hang" else self.slow_s)
         with self._lock:
             self._faults.append(_Fault(kind, operation, times, delay))
@@ -267,6 +277,16 @@ class FakeRunPod:
         """How many more pods of `gpu_type` can be created (None: unlimited; 0: the capacity error)."""
         with self._lock:
             self._capacity[gpu_type] = available
+
+    def hide(self, pod_id: str, times: int | None = None) -> None:
+        """Leave the pod out of the next `times` listings (None: every listing); lookups by id still find it."""
+        with self._lock:
+            self._hidden[pod_id] = times
+
+    def null_runtime(self, pod_id: str, times: int = 1) -> None:
+        """List the pod with `runtime: null` the next `times` times, as if its container were not up."""
+        with self._lock:
+            self._null_runtime[pod_id] = times
 
     def add_pod(self, name: str, env: dict[str, str], gpu_type: str = "NVIDIA RTX A4000",
                 cloud_type: str = "SECURE", created_at: float | None = None) -> FakePod:
@@ -314,6 +334,8 @@ class FakeRunPod:
                 self._release.wait(fault.delay_s)
             if kind == "capacity":
                 return self._send(request, 200, {"errors": [{"message": CAPACITY_MESSAGE}], "data": None})
+            if kind == "omit_all":
+                return self._send(request, 200, {"data": {"myself": {"pods": []}}})
         try:
             status, answer = self._answer(operation, query)
         except GraphQLSyntaxError as exc:
@@ -354,12 +376,13 @@ class FakeRunPod:
                 gpu = self.gpus.get(gpu_id)  # type: ignore[arg-type]
                 return 200, {"data": {"gpuTypes": [self._gpu_json(gpu)] if gpu else []}}
             if operation == "pods":
-                return 200, {"data": {"myself": {"pods": [p.to_json(now, self.boot_s) for p in self.pods.values()]}}}
+                return 200, {"data": {"myself": {"pods": [self._listed(p, now) for p in self.pods.values()
+                                                          if not self._omitted(p.id)]}}}
             if operation == "user":
                 return 200, {"data": {"myself": {"id": "user-1", "pubKey": "", "networkVolumes": []}}}
             if operation == "pod":
                 pod = self.pods.get(parse_input(query, "pod").get("podId"))  # type: ignore[arg-type]
-                return 200, {"data": {"pod": pod.to_json(now, self.boot_s) if pod else None}}
+                return 200, {"data": {"pod": pod.to_json(now, self.boot_s, self.echo_env) if pod else None}}
             if operation == "create":
                 return self._create(parse_input(query, "podFindAndDeployOnDemand"))
             if operation == "terminate":
@@ -376,6 +399,23 @@ class FakeRunPod:
                 pod.desired_status = "EXITED"
                 return 200, {"data": {"podStop": {"id": pod.id, "desiredStatus": "EXITED"}}}
         return 400, {"errors": [{"message": "Cannot query: unknown operation"}]}
+
+    def _omitted(self, pod_id: str) -> bool:
+        if pod_id not in self._hidden:
+            return False
+        left = self._hidden[pod_id]
+        if left is not None:
+            if left <= 1:
+                del self._hidden[pod_id]
+            else:
+                self._hidden[pod_id] = left - 1
+        return True
+
+    def _listed(self, pod: FakePod, now: float) -> dict[str, Any]:
+        glitch = self._null_runtime.get(pod.id, 0) > 0
+        if glitch:
+            self._null_runtime[pod.id] -= 1
+        return pod.to_json(now, self.boot_s, self.echo_env, null_runtime=glitch)
 
     def _create(self, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         for required in ("name", "imageName", "gpuTypeId", "cloudType"):

@@ -29,7 +29,9 @@ A4000 = "NVIDIA RTX A4000"
 RTX3090 = "NVIDIA GeForce RTX 3090"
 BROKER_SECRET = "s3cret-broker-pass"
 POD_ENV = {"CELERY_BROKER_URL": f"redis://:{BROKER_SECRET}@10.0.0.5:6379/0", "AWS_SECRET_ACCESS_KEY": "aws-secret-0123"}
-SCALER_KEYS = {"dry_run", "capacity_backoff_s", "inspect_timeout_s", "lock_ttl_s", "clock", "history"}
+DEPLOYMENT = "test-deploy"
+SCALER_KEYS = {"dry_run", "capacity_backoff_s", "inspect_timeout_s", "lock_ttl_s", "clock", "history",
+               "provider_timeout_s", "crash_loop_workers", "crash_loop_cooloff_s", "lease_s"}
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def make_runpod(fake_runpod: FakeRunPod) -> Callable[..., RunPodProvider]:
     def make(**kw: Any) -> RunPodProvider:
         options: dict[str, Any] = dict(
             api_key=fake_runpod.api_key, gpu_types=[A4000, RTX3090], image="ghcr.io/example/audiobook-worker:1",
-            name_prefix="test-gpu", env=POD_ENV, cloud_type="SECURE", timeout_s=2.0)
+            name_prefix="test-gpu", env=POD_ENV, deployment=DEPLOYMENT, cloud_type="SECURE", timeout_s=2.0)
         return RunPodProvider(**(options | kw))
 
     return make
@@ -65,7 +67,9 @@ def make_scaler(redis_url: str, client_app: Celery) -> Iterator[Callable[..., Sc
         return Scaler(app=client_app, provider=provider, depth=RedisDepth(client, "gpu-long", {}),
                       store=StateStore(client, provider.name_prefix),  # type: ignore[attr-defined]
                       config=PolicyConfig(**kw), name_prefix=provider.name_prefix,  # type: ignore[attr-defined]
-                      **({"inspect_timeout_s": 0.2} | scaler_kw))
+                      deployment=provider.deployment,  # type: ignore[attr-defined]
+                      **({"inspect_timeout_s": 0.2, "provider_timeout_s": getattr(provider, "timeout_s", 20.0)}
+                         | scaler_kw))
 
     yield make
     for client in clients:
@@ -90,7 +94,7 @@ def enqueue(client_app: Celery) -> Callable[..., list[str]]:
 def local_provider(worker_env: dict[str, str]) -> Iterator[LocalProvider]:
     """Local workers with the test environment (test Redis, tiny model); all are killed at teardown."""
     directory = Path(worker_env["SCALER_LOCAL_DIR"])
-    provider = LocalProvider(directory, "test-local", env=worker_env, cwd=ROOT, stop_wait_s=15)
+    provider = LocalProvider(directory, "test-local", env=worker_env, cwd=ROOT, stop_wait_s=15, deployment=DEPLOYMENT)
     yield provider
     pids = []
     for path in directory.glob("*.json"):

@@ -88,7 +88,7 @@ def test_a_drained_busy_worker_finishes_its_chapter_before_it_goes() -> None:
     assert row.busy_gpu_h == pytest.approx(sum(c.work_s for c in trace.chapters) / 3600)
 
 
-def test_a_policy_that_plans_over_a_cap_is_caught() -> None:
+def test_a_policy_that_plans_over_a_cap_is_held_to_it_and_caught() -> None:
     class Reckless:
         """Asks the real policy with a cap twice the one the world enforces."""
 
@@ -101,7 +101,9 @@ def test_a_policy_that_plans_over_a_cap_is_caught() -> None:
             return self.inner.tick(observation, now)
 
     run = simulate(short_trace(1), Reckless(), TIGHT, SimConfig(capacity_error_rate=0.0))
-    assert summarize(run).cap_violations > 0
+    row = summarize(run)
+    assert row.refused_creates > 0  # the executor's re-check refused what the policy planned over the caps
+    assert row.cap_violations == 0 and row.max_pods <= TIGHT.max_workers  # and the caps held
 
 
 @pytest.mark.parametrize(("values", "q", "expected"), [
