@@ -354,7 +354,8 @@ class FakeRunPod:
         if self._random is not None:
             rng, rate, kinds = self._random
             if rng.random() < rate:
-                usable = [k for k in kinds if k != "capacity" or operation == "create"]
+                usable = [k for k in kinds if (k != "capacity" or operation == "create")
+                          and (k not in LIE_KINDS or operation == "pods")]
                 kind = rng.choice(usable)
                 delay = rng.uniform(0.1, self.hang_s) if kind == "hang" else self.slow_s
                 return self._count(_Fault(kind, operation, 1, delay))

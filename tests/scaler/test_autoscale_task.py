@@ -58,16 +58,16 @@ def test_beat_and_a_control_worker_run_the_pool(start_worker, worker_env, local_
         def records() -> list[dict]:
             return [json.loads(raw) for raw in client.lrange(key, 0, -1)]
 
-        wait_for(lambda: any(r.get("executed", {}).get("created") for r in records()), 60, 0.5, "a created worker")
+        wait_for(lambda: any((r.get("executed") or {}).get("created") for r in records()), 60, 0.5, "a created worker")
         gpu_queue = RedisDepth(client, "gpu-long", {})
         wait_for(lambda: gpu_queue.read() == QueueDepth(waiting=0, in_flight=0), 120, 0.5, "the chapters to be done")
-        wait_for(lambda: any(r.get("executed", {}).get("terminated") for r in records()), 60, 0.5,
+        wait_for(lambda: any((r.get("executed") or {}).get("terminated") for r in records()), 60, 0.5,
                  "the pool to go back to zero")
         wait_for(lambda: local_provider.list_instances() == [], 30, 0.5, "no worker left")
         history = records()
         assert len(history) >= 5  # a tick a second
         assert all(r["provider"] == "local" for r in history)
-        assert max(len(r["observation"]["workers"]) for r in history if "observation" in r) == 1
+        assert max(len(r["observation"]["workers"]) for r in history if r.get("observation")) == 1
     finally:
         stop_process_group(beat, grace=10)
         client.close()

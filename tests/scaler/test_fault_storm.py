@@ -1,8 +1,9 @@
-"""A fault storm: hundreds of ticks against the RunPod fake injecting random faults while the queue depth moves.
+"""A fault storm: hundreds of ticks against the RunPod fake injecting random faults and lies (listings without
+pods, pods left out, null runtimes, pods of another deployment) while the queue depth moves.
 
 At every tick the pods carrying the marker (the fake's truth, not the scaler's belief) stay within
-SCALER_MAX_WORKERS and SCALER_MAX_USD_PER_HOUR. After the faults stop, one clean tick leaves no leaked pod,
-and with the queue empty the pool goes back to zero.
+SCALER_MAX_WORKERS and SCALER_MAX_USD_PER_HOUR, and no pod of the other deployment is touched. After the faults
+stop, one clean tick leaves no leaked pod, and with the queue empty the pool goes back to zero.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pytest
 
 from scaler.observe import RedisDepth
 from scaler.providers.base import MARKER_ENV
-from tests.fakes.runpod_api import FAULT_KINDS
-from tests.scaler.conftest import A4000, RTX3090
+from tests.fakes.runpod_api import FAULT_KINDS, LIE_KINDS
+from tests.scaler.conftest import A4000, DEPLOYMENT, RTX3090
 from tests.support.processes import free_port
 
 A100 = "NVIDIA A100 80GB PCIe"
@@ -37,10 +38,11 @@ def test_fault_storm_never_exceeds_the_caps_and_leaks_nothing(fake_runpod, make_
     scaler = make_scaler(provider, max_workers=MAX_WORKERS, max_usd_per_hour=MAX_USD, max_step=3, idle_s=1.0,
                          boot_timeout_s=2.0, capacity_backoff_s=0.5, inspect_timeout_s=0.05)
     good_depth, dead_depth = scaler.depth, RedisDepth.from_url(f"redis://127.0.0.1:{free_port()}/0", "gpu-long")
-    fake_runpod.random_faults(rng, rate=0.2, kinds=FAULT_KINDS)
+    fake_runpod.random_faults(rng, rate=0.2, kinds=FAULT_KINDS + LIE_KINDS)
+    strangers = [fake_runpod.add_pod(f"test-gpu-f{i}", {MARKER_ENV: "test-gpu/another-deployment"}) for i in range(2)]
 
     def ours() -> list:
-        return [p for p in fake_runpod.live_pods() if p.env.get(MARKER_ENV) == "test-gpu"]
+        return [p for p in fake_runpod.live_pods() if p.env.get(MARKER_ENV) == f"test-gpu/{DEPLOYMENT}"]
 
     max_pods, max_usd, outcomes, broker_faults, vanished = 0, 0.0, {}, 0, 0
     created = terminated = 0
@@ -61,19 +63,23 @@ def test_fault_storm_never_exceeds_the_caps_and_leaks_nothing(fake_runpod, make_
         if rng.random() < 0.03 and ours():
             fake_runpod.pods.pop(rng.choice(ours()).id, None)
             vanished += 1
+        if rng.random() < 0.05 and ours():  # one listing leaves a pod out, or shows it without a runtime
+            lie = rng.choice([fake_runpod.hide, fake_runpod.null_runtime])
+            lie(rng.choice(ours()).id, times=1)
         scaler.depth = dead_depth if rng.random() < 0.03 else good_depth
         broker_faults += scaler.depth is dead_depth
 
         record = scaler.tick()
-        outcomes[record["outcome"]] = outcomes.get(record["outcome"], 0) + 1
-        created += len(record.get("executed", {}).get("created", []))
-        terminated += len(record.get("executed", {}).get("terminated", []))
+        outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
+        created += len(record.executed.created) if record.executed else 0
+        terminated += len(record.executed.terminated) if record.executed else 0
 
         pods = ours()
         usd = sum(p.cost_per_hr for p in pods)
         max_pods, max_usd = max(max_pods, len(pods)), max(max_usd, usd)
         assert len(pods) <= MAX_WORKERS, f"tick {tick} (seed {SEED}): {len(pods)} pods"
         assert usd <= MAX_USD + 1e-9, f"tick {tick} (seed {SEED}): {usd:.2f} USD/h"
+        assert all(s.id in fake_runpod.pods for s in strangers), f"tick {tick} (seed {SEED}): a foreign pod went"
 
     # The faults stop; calls still hung inside the fake finish first.
     fake_runpod.random_faults(None)
@@ -82,7 +88,7 @@ def test_fault_storm_never_exceeds_the_caps_and_leaks_nothing(fake_runpod, make_
     scaler.depth = good_depth
     time.sleep(fake_runpod.hang_s + 0.2)
     record = scaler.tick()
-    assert record["outcome"] == "ok", record
+    assert record.outcome == "ok", record
     state = scaler.store.load().workers
     leaked = {p.name for p in ours()} - set(state)
     assert leaked == set(), f"seed {SEED}: pods the scaler does not own: {leaked}"

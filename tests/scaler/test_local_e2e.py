@@ -29,15 +29,15 @@ def test_local_pool_scales_up_drains_the_queue_and_returns_to_the_minimum(local_
         pool = local_provider.list_instances()
         peak = max(peak, len(pool))
         assert len(pool) <= MAX_WORKERS
-        obs, executed = record["observation"], record["executed"]
+        obs, executed = record.observation, record.executed
         done = sum(r.ready() for r in results)
         timeline.append(
-            f"t={now:5.1f}s waiting={obs['waiting']:2} in_flight={obs['in_flight']} done={done:2} "
-            f"pool={len(pool)} {obs['states']} +{len(executed['created'])} drain {len(executed['drained'])} "
-            f"terminate {len(executed['terminated'])}")
+            f"t={now:5.1f}s waiting={obs.waiting:2} in_flight={obs.in_flight} done={done:2} "
+            f"pool={len(pool)} {obs.states} +{len(executed.created)} drain {len(executed.drained)} "
+            f"terminate {len(executed.terminated)}")
         if drained_at is None and done == len(results):
             drained_at = now
-        if drained_at is not None and len(pool) == 1 and obs["states"] == {"idle": 1}:
+        if drained_at is not None and len(pool) == 1 and obs.states == {"idle": 1}:
             back_at = now
         time.sleep(1.0)
     print("\nlocal end-to-end timeline:\n" + "\n".join(timeline))

@@ -36,9 +36,9 @@ def test_local_workers_are_tracked_found_again_and_forgotten(worker_env, client_
             assert [q["name"] for q in queues[node]] == ["gpu-long"]
             assert stats[node]["pool"]["max-concurrency"] == 1
         record = json.loads((directory / "test-local-aaaa.json").read_text())
-        assert record["marker"] == "test-local"
+        assert record["marker"] == "test-local/default"
         environ = open(f"/proc/{record['pid']}/environ", "rb").read().split(b"\0")
-        assert environ.count(f"{MARKER_ENV}=test-local".encode()) == 1
+        assert environ.count(f"{MARKER_ENV}=test-local/default".encode()) == 1
         assert f"{WORKER_PRICE_ENV}=0.0".encode() in environ  # told its price (local workers cost nothing)
 
         # a restarted scaler finds them through the pid files

@@ -32,7 +32,7 @@ def test_two_ticks_at_once_create_once(fake_runpod, make_runpod, make_scaler, en
     for round_ in range(4):
         queued += len(enqueue(12 + 25 * round_))
         fake_runpod.inject("slow", operation="pods", times=2, delay_s=0.3)  # the holder is slow to list
-        outcomes = sorted(r["outcome"] for r in _run_together(first.tick, second.tick))
+        outcomes = sorted(r.outcome for r in _run_together(first.tick, second.tick))
         assert outcomes == ["ok", "skipped"], outcomes
         assert len(fake_runpod.live_pods()) == table_workers(queued)
 
@@ -42,11 +42,11 @@ def test_a_dead_holders_lock_expires(fake_runpod, make_runpod, make_scaler, enqu
     dead = scaler.store.lock(1.0)
     assert dead.acquire(blocking=False)  # a holder that dies without releasing
     enqueue(3)
-    assert scaler.tick()["outcome"] == "skipped"
+    assert scaler.tick().outcome == "skipped"
     assert fake_runpod.live_pods() == []
     time.sleep(1.1)
     record = scaler.tick()
-    assert record["outcome"] == "ok" and len(fake_runpod.live_pods()) == 1
+    assert record.outcome == "ok" and len(fake_runpod.live_pods()) == 1
 
 
 def test_a_tick_that_lost_its_lock_stops_acting(fake_runpod, make_runpod, make_scaler, enqueue) -> None:
@@ -55,13 +55,13 @@ def test_a_tick_that_lost_its_lock_stops_acting(fake_runpod, make_runpod, make_s
     enqueue(30)  # table: 4
     fake_runpod.inject("slow", operation="create", times=10, delay_s=0.6)
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.update(slow.tick()))
+    thread = threading.Thread(target=lambda: result.update(record=slow.tick()))
     thread.start()
     wait_for(lambda: fake_runpod.calls["create"] >= 1, 10, 0.01, "the first create")
     other.store.client.delete(other.store.key("lock"))  # the slow tick's lock expires mid-create
     record = other.tick()
     thread.join(30)
-    assert result["outcome"] == "lock_lost"
-    assert record["outcome"] == "ok"
-    assert record["observation"]["states"] == {"booting": 1}  # the slow tick's reservation was counted
+    assert result["record"].outcome == "lock_lost"
+    assert record.outcome == "ok"
+    assert record.observation.states == {"booting": 1}  # the slow tick's reservation was counted
     assert len(fake_runpod.live_pods()) == 4

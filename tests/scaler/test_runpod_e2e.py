@@ -53,8 +53,8 @@ def test_queue_to_pods_to_chapters_done_to_scale_down(fake_runpod, make_runpod, 
             pods = fake_runpod.live_pods()
             assert len(pods) <= MAX_WORKERS
             done = sum(r.ready() for r in results)
-            timeline.append(f"t={now:5.1f}s pending={record['observation']['pending']} done={done} "
-                            f"pods={len(pods)} {record['observation']['states']}")
+            timeline.append(f"t={now:5.1f}s pending={record.observation.pending} done={done} "
+                            f"pods={len(pods)} {record.observation.states}")
             if done == len(results) and not pods:
                 break
             time.sleep(1.0)

@@ -10,7 +10,7 @@ from scaler.errors import CapacityError, InvalidProviderInput, ProviderAuthError
 from scaler.providers.base import MARKER_ENV
 from settings import WORKER_PRICE_ENV
 from tests.fakes.runpod_api import CAPACITY_MESSAGE
-from tests.scaler.conftest import A4000, BROKER_SECRET, POD_ENV, RTX3090
+from tests.scaler.conftest import A4000, BROKER_SECRET, DEPLOYMENT, POD_ENV, RTX3090
 
 
 def test_create_list_terminate(fake_runpod, make_runpod) -> None:
@@ -28,7 +28,8 @@ def test_create_list_terminate(fake_runpod, make_runpod) -> None:
     assert pod.docker_args == ("celery -A tasks worker -Q gpu-long -c 1 -n gpu-test-gpu-0001@%h "
                                "--without-mingle --without-gossip --loglevel INFO")
     # the pod is told its own price, so its chapters bill at it
-    assert pod.env == POD_ENV | {MARKER_ENV: "test-gpu", WORKER_PRICE_ENV: "0.34"}
+    assert pod.env == POD_ENV | {MARKER_ENV: f"test-gpu/{DEPLOYMENT}", WORKER_PRICE_ENV: "0.34"}
+    assert listed.deployment == DEPLOYMENT
     assert pod.extra["cloudType"] == "SECURE" and pod.extra["gpuCount"] == 1
     assert "startSsh" not in pod.extra and pod.extra["supportPublicIp"] is False
     provider.terminate(instance.id)
@@ -40,13 +41,33 @@ def test_a_pod_created_before_any_price_was_read_still_gets_its_price(fake_runpo
     assert fake_runpod.pods[instance.id].env[WORKER_PRICE_ENV] == "0.22"
 
 
-def test_only_marked_pods_with_the_prefix_are_listed(fake_runpod, make_runpod) -> None:
+def test_pods_with_the_prefix_are_listed_with_the_deployment_their_marker_names(fake_runpod, make_runpod) -> None:
     provider = make_runpod()
-    fake_runpod.add_pod("test-gpu-orphan", {MARKER_ENV: "test-gpu"})
+    fake_runpod.add_pod("test-gpu-orphan", {MARKER_ENV: f"test-gpu/{DEPLOYMENT}"})
+    fake_runpod.add_pod("test-gpu-other", {MARKER_ENV: "test-gpu/another-deployment"})
+    fake_runpod.add_pod("test-gpu-oldstyle", {MARKER_ENV: "test-gpu"})  # a marker without a deployment
     fake_runpod.add_pod("test-gpu-nomarker", {"OTHER": "1"})  # a name alike, but not ours
-    fake_runpod.add_pod("jupyter-notebook", {MARKER_ENV: "test-gpu"})  # marker copied by hand, other name
-    fake_runpod.add_pod("test-gpu-otherpool", {MARKER_ENV: "other-pool"})
-    assert [i.name for i in provider.list_instances()] == ["test-gpu-orphan"]
+    fake_runpod.add_pod("jupyter-notebook", {MARKER_ENV: f"test-gpu/{DEPLOYMENT}"})  # marker copied, other name
+    fake_runpod.add_pod("test-gpu-otherpool", {MARKER_ENV: "other-pool/x"})
+    listed = {i.name: i.deployment for i in provider.list_instances()}
+    assert listed == {"test-gpu-orphan": DEPLOYMENT, "test-gpu-other": "another-deployment",
+                      "test-gpu-oldstyle": None, "test-gpu-nomarker": None, "test-gpu-otherpool": None}
+    fake_runpod.echo_env = False  # the listing leaves the env out: the marker cannot be read
+    assert {i.deployment for i in provider.list_instances()} == {None}
+
+
+def test_a_pod_is_looked_up_by_id_and_gone_is_none(fake_runpod, make_runpod) -> None:
+    provider = make_runpod()
+    instance = provider.create("test-gpu-0009", A4000)
+    fake_runpod.hide(instance.id)
+    assert provider.list_instances() == []  # the listing lies
+    found = provider.get_instance(instance.id)
+    assert found is not None and (found.id, found.name, found.deployment) == (instance.id, "test-gpu-0009", DEPLOYMENT)
+    provider.terminate(instance.id)
+    assert provider.get_instance(instance.id) is None
+    fake_runpod.inject("http500", operation="pod")
+    with pytest.raises(ProviderUnavailable):  # a failed lookup is not "gone"
+        provider.get_instance("abc123")
 
 
 def test_price_for_cloud_type_all_is_the_dearer_one(make_runpod) -> None:
