@@ -84,12 +84,7 @@ def run_tick(world: World, policy: Policy, options: CoreOptions, dry_run: bool =
         health=Health(healthy=sum(1 for w in seen.workers if w.owned and w.state in ("idle", "busy")
                                   and w.error is None),
                       failed_in_a_row=breaker.failed_in_a_row, last_error=breaker.last_error, crash_loop=crash_loop,
-                      tripped_at=breaker.tripped_at, resumes_at=breaker.resumes_at),
-        headroom=Headroom(
-            max_workers=options.config.max_workers - decision.current,
-            max_usd_per_hour=round(options.config.max_usd_per_hour - decision.usd_per_hour, 6),
-            daily_budget_usd=None if options.config.daily_budget_usd is None
-            else round(options.config.daily_budget_usd - decision.spent_today_usd, 6)))
+                      tripped_at=breaker.tripped_at, resumes_at=breaker.resumes_at))
     try:
         write_bookkeeping(world, seen, durable, breaker, read.reads.health)
         executed = Executed(provider_errors=read.provider_errors)
@@ -101,7 +96,16 @@ def run_tick(world: World, policy: Policy, options: CoreOptions, dry_run: bool =
     except LockLost as exc:  # another tick owns the state now: write nothing more
         return replace(record, outcome="lock_lost", reason=str(exc))
     world.store.save_memory(memory)
-    return replace(record, executed=executed)
+    return replace(record, executed=executed, headroom=headroom(options.config, decision, executed))
+
+
+def headroom(config: PolicyConfig, decision: Decision, executed: Executed) -> Headroom:
+    """How far the pool is under each cap once this tick's creates are counted (the leaving ones still bill)."""
+    workers = decision.current + len(executed.created)
+    usd = decision.usd_per_hour + sum(c.usd_per_hour for c in executed.created)
+    budget = None if config.daily_budget_usd is None else round(config.daily_budget_usd - decision.spent_today_usd, 6)
+    return Headroom(max_workers=config.max_workers - workers,
+                    max_usd_per_hour=round(config.max_usd_per_hour - usd, 6), daily_budget_usd=budget)
 
 
 def read_world(world: World, durable: Durable, options: CoreOptions, now: float) -> _Read:
