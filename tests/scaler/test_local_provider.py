@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scaler.providers.base import MARKER_ENV
-from scaler.providers.local import LocalProvider
+from scaler.providers.local import LEASE_ENV, LocalProvider, watch_lease
 from scaler.workers import inspect_workers
 from settings import WORKER_PRICE_ENV
 from tests.support.processes import ROOT, wait_for
@@ -74,3 +74,39 @@ def test_a_recycled_pid_is_not_mistaken_for_a_worker(tmp_path: Path) -> None:
     assert provider.list_instances() == []
     assert list(tmp_path.glob("*.json")) == []
     provider.terminate("test-local-cccc")  # gone already: nothing to do, no signal sent
+
+
+def test_a_lookup_of_a_dead_or_unknown_worker_says_gone(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path, "test-local", deployment="d1")
+    (tmp_path / "test-local-eeee.json").write_text(json.dumps(
+        {"name": "test-local-eeee", "pid": os.getpid(), "start_time": "1", "created_at": 0,
+         "marker": "test-local/d1"}))
+    assert provider.get_instance("test-local-eeee") is None  # the pid belongs to another process now
+    assert provider.get_instance("test-local-ffff") is None
+
+
+def test_workers_carry_the_marker_and_the_lease_key(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path, "test-local", env={"A": "1", LEASE_ENV: "stale"}, deployment="d1",
+                             lease_key="scaler:test-local:lease")
+    assert provider.env[MARKER_ENV] == "test-local/d1" and provider.env[LEASE_ENV] == "scaler:test-local:lease"
+    assert LEASE_ENV not in LocalProvider(tmp_path, "test-local", env={LEASE_ENV: "stale"}).env
+
+
+@pytest.mark.parametrize(("answers", "lapsed_after"), [
+    ([True, True, False, False], 4),  # two reads in a row without the lease
+    ([False, True, False, True, False, False], 6),  # a single miss is not a lapse
+    ([None, None, False, False], 4),  # a failed read (Redis away) counts as alive
+])
+def test_the_lease_watch_stops_only_on_a_confirmed_lapse(answers: list[bool | None], lapsed_after: int) -> None:
+    calls: list[str] = []
+    answers_left = list(answers)
+
+    def lease_alive() -> bool:
+        calls.append("read")
+        answer = answers_left.pop(0)
+        if answer is None:
+            raise ConnectionError("redis away")
+        return answer
+
+    watch_lease(lease_alive, lambda: calls.append("stop"), poll_s=0.0, sleep=lambda _: None)
+    assert calls == ["read"] * lapsed_after + ["stop"]
