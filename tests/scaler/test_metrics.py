@@ -114,7 +114,8 @@ def test_any_control_process_serves_the_latest_tick_whoever_ran_it(start_worker,
     """The control worker's pool child serves /metrics; a tick run elsewhere (the CLI) is what it exports."""
     port = free_port()
     env = worker_env | {"SCALER_METRICS_PORT": str(port), "SCALER_NAME_PREFIX": "test-metrics"}
-    start_worker(queues="control", name="control", concurrency=2, env=env)
+    # Dry run: its ticks must not start GPU workers that outlive the test and take other tests' chapters.
+    start_worker(queues="control", name="control", concurrency=2, env=env | {"SCALER_DRY_RUN": "1"})
     client_app.send_task("audiobook.autoscale", queue="control")  # its first tick starts the server
 
     def scrape() -> str:
@@ -131,7 +132,7 @@ def test_any_control_process_serves_the_latest_tick_whoever_ran_it(start_worker,
     assert done.returncode == 0, done.stderr
     text = scrape()
     assert "audiobook_scaler_waiting 12.0" in text and "audiobook_scaler_target 3.0" in text
-    assert 'audiobook_scaler_ticks_total{outcome="dry_run"} 1.0' in text
+    assert 'audiobook_scaler_ticks_total{outcome="dry_run"} 2.0' in text  # the worker's tick and the CLI's
     assert re.search(r"audiobook_scaler_oldest_waiting_seconds \d", text)
     assert 'audiobook_scaler_headroom{cap="max_workers"} 50.0' in text
 
