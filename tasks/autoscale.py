@@ -17,7 +17,7 @@ from tasks.preview_spend import settle_open_previews
 
 @functools.cache
 def get_scaler() -> Scaler:
-    """One Scaler per process: it keeps the provider's price cache and Redis connections between ticks."""
+    """One Scaler per process: it keeps its provider client and Redis connections between ticks."""
     return Scaler.from_settings(app)
 
 
