@@ -1,4 +1,4 @@
-"""Simulated pods behind the real Provider interface (`SimCloud`), and the Celery view of them (`SimCluster`).
+"""Simulated pods behind the real Provider interface (the Celery view of them is `scaler.sim.cluster`).
 
 The execution core drives them exactly as it drives RunPod and Celery. The cloud keeps the truth the core
 cannot see: every pod that bills, when each became visible, which deployment it belongs to; and it measures
@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 
 from scaler import caps
 from scaler.errors import CapacityError, ProviderError, ProviderUnavailable
-from scaler.health import WorkerHealth
-from scaler.observe import QueueDepth
 from scaler.policy import GpuOffer
 from scaler.providers.base import Instance, Lookup, Provider, marker_deployment
 from scaler.sim.faults import FaultModel
-from scaler.workers import CeleryWorker
 
 #: The simulated day starts at 2024-01-01T00:00:00Z, so the policy's UTC-day budget rolls over at midnight.
 EPOCH = 1_704_067_200.0
@@ -237,48 +234,6 @@ class SimCloud(Provider):
             self.stats.faults[kind] += 1
             return True
         return False
-
-
-class SimCluster:
-    """Celery and the broker as the core reads them: our registered pods answer, the queue is the simulation's."""
-
-    def __init__(self, cloud: SimCloud) -> None:
-        self.cloud = cloud
-        self.waiting = 0
-        self.in_flight = 0
-        self.queued_chars = 0
-        self.oldest_queued_at: float | None = None
-        self.on_drain: Callable[[Pod], None] | None = None
-
-    def depth(self, with_chars: bool) -> QueueDepth:
-        """Always with the characters: counting them costs nothing here, and each peer picks its own policy."""
-        return QueueDepth(waiting=self.waiting, in_flight=self.in_flight, queued_chars=self.queued_chars,
-                          oldest_queued_at=self.oldest_queued_at)
-
-    def workers(self) -> dict[str, CeleryWorker]:
-        t = self.cloud.clock.t
-        return {p.nodename: CeleryWorker(p.nodename, consuming=not p.draining and p.broken is None,
-                                         active=int(p.chapter is not None), reserved=0)
-                for p in self.cloud.live_ours() if p.registered(t)}
-
-    def health(self) -> dict[str, WorkerHealth]:
-        t = self.cloud.clock.t
-        return {p.nodename: WorkerHealth(ok=p.broken is None, error=p.broken, at=EPOCH + (p.ready_at or 0.0))
-                for p in self.cloud.live_ours() if p.registered(t)}
-
-    def drain(self, nodename: str) -> bool:
-        pod = next((p for p in self.cloud.pods.values() if p.nodename == nodename), None)
-        if pod is None:
-            return False
-        if pod.deployment != DEPLOYMENT:
-            self.cloud.stats.foreign_touched += 1
-        pod.draining = True  # cancel_consumer: the chapter in hand finishes, nothing new is taken
-        if self.on_drain is not None:
-            self.on_drain(pod)
-        return True
-
-    def forget_health(self, nodenames: list[str]) -> None:
-        return None
 
 
 def _answer(call: Callable[[], object]) -> object:

@@ -30,10 +30,6 @@ class FaultModel:
     foreign_s: float = 4 * 3600.0  # longest life of a foreign pod
     crash_loop_s: float = 3600.0
 
-    @property
-    def any(self) -> bool:
-        return any(getattr(self, name) > 0 for name in FAULT_RATES)
-
 
 FAULT_RATES = ("list_error", "omit_all", "omit_some", "null_runtime", "lookup_hang", "price_hang", "lost_create",
                "late_create", "failed_create", "foreign_pod", "price_change", "crash_loop")

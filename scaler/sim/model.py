@@ -17,7 +17,8 @@ from typing import Protocol
 from scaler.core import CoreOptions, run_tick
 from scaler.policy import Decision, GpuOffer, Memory, Observation, PolicyConfig
 from scaler.records import TickRecord
-from scaler.sim.cloud import DEPLOYMENT, EPOCH, CloudStats, Pod, SimClock, SimCloud, SimCluster
+from scaler.sim.cloud import DEPLOYMENT, EPOCH, CloudStats, Pod, SimClock, SimCloud
+from scaler.sim.cluster import SimCluster
 from scaler.sim.faults import FaultModel
 from scaler.sim.traces import Chapter, Trace
 from scaler.state import MemoryStore

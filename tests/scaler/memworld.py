@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from scaler.core import CoreOptions, run_tick
 from scaler.policy import GpuOffer, PolicyConfig, decide
 from scaler.records import TickRecord
-from scaler.sim.cloud import DEPLOYMENT, FOREIGN_DEPLOYMENT, Pod, SimClock, SimCloud, SimCluster
+from scaler.sim.cloud import DEPLOYMENT, FOREIGN_DEPLOYMENT, Pod, SimClock, SimCloud
+from scaler.sim.cluster import SimCluster
 from scaler.sim.faults import FaultModel
 from scaler.state import MemoryStore
 from scaler.world import World
