@@ -67,7 +67,7 @@ def read_pool(settings: Any) -> PoolView:
         return PoolView(source=f"the scaler's state is unreachable ({type(exc).__name__}: {exc})")
     if not records:
         return PoolView(source="the scaler has recorded no decision yet")
-    return pool_from_record(records[0])
+    return pool_from_record(records[0].to_dict())
 
 
 def provider_price(settings: Any) -> tuple[float | None, str]:
