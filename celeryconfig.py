@@ -35,8 +35,17 @@ task_send_sent_event = True
 _transport = {"visibility_timeout": _s.visibility_timeout_s}
 if _s.broker_keyprefix:
     _transport["global_keyprefix"] = _s.broker_keyprefix
-broker_transport_options = _transport
-result_backend_transport_options = dict(_transport)
+
+
+def _transport_for(url: str) -> dict:
+    """kombu and Celery ask a Sentinel for its current master by name; other URLs take no name."""
+    if url.lower().startswith("sentinel://") and _s.redis_master_name:
+        return _transport | {"master_name": _s.redis_master_name}
+    return dict(_transport)
+
+
+broker_transport_options = _transport_for(broker_url)
+result_backend_transport_options = _transport_for(result_backend)
 
 # Survive broker restarts: retry forever, at start-up too.
 broker_connection_retry_on_startup = True

@@ -24,6 +24,10 @@ QUEUE_CONTROL = "control"
 WORKER_PRICE_ENV = "AUDIOBOOK_WORKER_USD_PER_HOUR"
 
 
+_CUDA_VERSION = re.compile(r"^\d{1,2}\.\d{1,2}$")
+_DATA_CENTER = re.compile(r"^[A-Z]{2,4}-[A-Z]{2,4}-\d{1,3}$")
+
+
 class SettingsError(ValueError):
     """The environment holds a bad value; the message names the variable."""
 
@@ -53,6 +57,9 @@ class Settings(BaseSettings):
         3 * 3600, gt=300)
     result_expires_s: int = _env(
         "AUDIOBOOK_RESULT_EXPIRES_S", "How long task results are kept.", 7 * 24 * 3600, gt=0)
+    redis_master_name: str | None = _env(
+        "AUDIOBOOK_REDIS_MASTER_NAME", "Sentinel master name, needed by `sentinel://` broker and backend URLs "
+        "(Celery's `master_name` transport option).", None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     # --- synthesis -----------------------------------------------------------------------------------
     storage_url: str = _env(
@@ -182,7 +189,26 @@ class Settings(BaseSettings):
     runpod_container_disk_gb: int = _env("RUNPOD_CONTAINER_DISK_GB", "Container disk per pod.", 20, gt=0)
     runpod_volume_gb: int = _env("RUNPOD_VOLUME_GB", "Pod volume size (0 = none).", 0, ge=0)
     runpod_network_volume_id: str | None = _env(
-        "RUNPOD_NETWORK_VOLUME_ID", "Network volume with cached model weights.", None)
+        "RUNPOD_NETWORK_VOLUME_ID", "Network volume with model weights (it pins pods to its data center).", None)
+    runpod_volume_mount_path: str = _env(
+        "RUNPOD_VOLUME_MOUNT_PATH", "Where pods mount the network volume; point AUDIOBOOK_MODEL at a model "
+        "directory under it.", "/runpod-volume", pattern=r"^/[A-Za-z0-9._/-]{1,200}$")
+    runpod_template_id: str | None = _env(
+        "RUNPOD_TEMPLATE_ID", "RunPod template for pods, e.g. one holding the registry credentials of a private "
+        "image; image, env and start command still come from these settings.", None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    runpod_allowed_cuda_versions: str = _env(
+        "RUNPOD_ALLOWED_CUDA_VERSIONS", "Host CUDA versions pods may land on, comma-separated: none older than "
+        "the worker image's CUDA build (docker/Dockerfile). Empty allows any.", "12.4,12.5,12.6,12.7,12.8")
+    runpod_data_centers: str = _env(
+        "RUNPOD_DATA_CENTERS", "Data centers for pods, comma-separated, tried in order when one has no capacity "
+        "(e.g. `EU-RO-1,US-KS-2`); empty lets RunPod choose.", "")
+    runpod_interruptible: bool = _env(
+        "RUNPOD_INTERRUPTIBLE", "Rent interruptible (spot) pods at a bid instead of on-demand pods; an outbid pod "
+        "stops and the scaler replaces it.", False)
+    runpod_bid_usd_per_hour: float | None = _env(
+        "RUNPOD_BID_USD_PER_HOUR", "Bid per GPU and hour for interruptible pods; empty bids the GPU type's current "
+        "spot price. The caps count the bid.", None, gt=0)
     runpod_worker_broker_url: SecretStr | None = _env(
         "RUNPOD_WORKER_BROKER_URL", "Broker URL as pods reach it; empty means CELERY_BROKER_URL.", None)
     runpod_preview_endpoint_id: str | None = _env(
@@ -222,11 +248,28 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @field_validator("scaler_daily_budget_usd", "runpod_preview_endpoint_id", "runpod_network_volume_id",
-                     "max_batch_size", "worker_usd_per_hour", "scaler_deployment_id",
+                     "max_batch_size", "worker_usd_per_hour", "scaler_deployment_id", "redis_master_name",
+                     "runpod_template_id", "runpod_bid_usd_per_hour",
                      "scaler_metrics_port", mode="before")
     @classmethod
     def _empty_optional(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("runpod_allowed_cuda_versions")
+    @classmethod
+    def _cuda_versions(cls, value: str) -> str:
+        for version in _split(value):
+            if not _CUDA_VERSION.match(version):
+                raise ValueError(f"{version!r} is not a CUDA version like 12.4")
+        return value
+
+    @field_validator("runpod_data_centers")
+    @classmethod
+    def _data_centers(cls, value: str) -> str:
+        for center in _split(value):
+            if not _DATA_CENTER.match(center):
+                raise ValueError(f"{center!r} is not a RunPod data center id like EU-RO-1")
+        return value
 
     @model_validator(mode="after")
     def _check_limits(self) -> Settings:
@@ -248,6 +291,14 @@ class Settings(BaseSettings):
                 f"PREVIEW_REQUESTER_SHARE x PREVIEW_MAX_USD_PER_HOUR (${share_usd:g} an hour) must hold one preview's "
                 f"worst case, PREVIEW_EXECUTION_TIMEOUT_SECONDS x PREVIEW_USD_PER_SECOND (${worst_usd:g}), or no "
                 f"requester could get a preview")
+        urls = [url.get_secret_value() for url in (self.broker_url, self.result_backend, self.runpod_worker_broker_url)
+                if url]
+        if any(u.lower().startswith("sentinel://") for u in urls) and not self.redis_master_name:
+            raise ValueError("a sentinel:// broker or backend URL needs AUDIOBOOK_REDIS_MASTER_NAME (the master's name "
+                             "in the sentinels' configuration)")
+        if self.runpod_network_volume_id and len(self.data_centers) > 1:
+            raise ValueError("RUNPOD_NETWORK_VOLUME_ID pins pods to the volume's data center: set RUNPOD_DATA_CENTERS "
+                             "to that one data center, or leave it empty")
         return self
 
     # --- derived values -------------------------------------------------------------------------------
@@ -268,7 +319,15 @@ class Settings(BaseSettings):
 
     @property
     def gpu_types(self) -> list[str]:
-        return [t.strip() for t in self.runpod_gpu_types.split(",") if t.strip()]
+        return _split(self.runpod_gpu_types)
+
+    @property
+    def cuda_versions(self) -> list[str]:
+        return _split(self.runpod_allowed_cuda_versions)
+
+    @property
+    def data_centers(self) -> list[str]:
+        return _split(self.runpod_data_centers)
 
     @property
     def storage_uri(self) -> str:
@@ -276,6 +335,11 @@ class Settings(BaseSettings):
         if "://" in self.storage_url:
             return self.storage_url
         return Path(self.storage_url).expanduser().resolve().as_uri()
+
+
+def _split(value: str) -> list[str]:
+    """A comma-separated setting as its non-empty, stripped items."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def redact_url(url: str) -> str:
