@@ -24,6 +24,9 @@ def build_provider(settings: Settings, lease_key: str | None = None) -> Provider
             deployment=settings.deployment_id,
             cloud_type=settings.runpod_cloud_type, container_disk_gb=settings.runpod_container_disk_gb,
             volume_gb=settings.runpod_volume_gb, network_volume_id=settings.runpod_network_volume_id,
+            volume_mount_path=settings.runpod_volume_mount_path, template_id=settings.runpod_template_id,
+            allowed_cuda_versions=settings.cuda_versions, data_centers=settings.data_centers,
+            interruptible=settings.runpod_interruptible, bid_usd_per_hour=settings.runpod_bid_usd_per_hour,
             timeout_s=settings.scaler_provider_timeout_s)
     from scaler.providers.local import LocalProvider
 

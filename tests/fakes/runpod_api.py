@@ -1,9 +1,17 @@
 """A loopback fake of RunPod's GraphQL API, for the unmodified `runpod` SDK (via RUNPOD_API_BASE_URL).
 
 It parses the query strings the SDK really sends (runpod/api/queries and mutations, v1.12): gpuTypes
-(all, and by id with prices), myself{pods}, myself{networkVolumes}, pod(input), podFindAndDeployOnDemand,
-podTerminate, podStop. Pods have no runtime (booting) until `boot_s` after creation, then RUNNING; costPerHr
-comes from the GPU type and cloud type. A wrong Bearer key gets HTTP 401.
+(all, and by id with prices), myself{pods}, myself{networkVolumes}, myself{endpoints}, pod(input),
+podFindAndDeployOnDemand, podRentInterruptable (the same input plus bidPerGpu), podTerminate, podStop. Pods
+have no runtime (booting) until `boot_s` after creation, then RUNNING; costPerHr comes from the GPU type and
+cloud type, or is the bid of an interruptible pod. A wrong Bearer key gets HTTP 401.
+
+Placement: data centers each have a host CUDA version; a create lands in its `dataCenterId` (or the first
+data center that fits) among those whose CUDA is in `allowedCudaVersions`, with capacity per GPU type and data
+center (`set_capacity`); nothing fitting is RunPod's "no longer any instances available" error. A
+`networkVolumeId` must name a volume of the account (`add_network_volume`) in that data center, a
+`templateId` a template (`add_template`). `preempt` stops an interruptible pod as an outbid one is stopped.
+Error texts other than the capacity message are this fake's wording.
 
 Faults are injected one by one (`inject`) or at random (`random_faults`): HTTP 500 with an HTML body,
 HTTP 503 with GraphQL errors, slow and hung answers, 401, the capacity QueryError, and `after500` (the
@@ -50,6 +58,8 @@ DEFAULT_GPUS = (
     FakeGpu("NVIDIA GeForce RTX 3090", "RTX 3090", 24, 0.43, 0.22),
     FakeGpu("NVIDIA A100 80GB PCIe", "A100 80GB", 80, 1.89, 1.19),
 )
+#: Data center -> the CUDA version of its hosts' drivers.
+DEFAULT_DATA_CENTERS = {"EU-RO-1": "12.8", "US-KS-2": "12.4", "CA-MTL-1": "12.2"}
 
 
 @dataclass
@@ -66,6 +76,8 @@ class FakePod:
     container_disk_gb: int = 10
     volume_gb: int = 0
     desired_status: str = "RUNNING"
+    data_center: str = ""
+    interruptible: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, now: float, boot_s: float, echo_env: bool = True, null_runtime: bool = False) -> dict[str, Any]:
@@ -76,7 +88,8 @@ class FakePod:
             "env": [f"{k}={v}" for k, v in self.env.items()] if echo_env else [], "gpuCount": 1,
             "imageName": self.image_name,
             "lastStatusChange": f"Rented by User: {time.ctime(self.created_at)}", "machineId": f"m-{self.id}",
-            "memoryInGb": 31, "name": self.name, "podType": "RESERVED", "port": None, "ports": "",
+            "memoryInGb": 31, "name": self.name, "podType": "INTERRUPTABLE" if self.interruptible else "RESERVED",
+            "port": None, "ports": "",
             "uptimeSeconds": int(now - self.created_at - boot_s) if up else 0, "vcpuCount": 4,
             "volumeInGb": self.volume_gb, "volumeMountPath": "/runpod-volume",
             "runtime": {"ports": []} if up else None,
@@ -183,10 +196,12 @@ def parse_input(query: str, field_name: str) -> dict[str, Any]:
 
 _OPERATIONS = (
     ("create", re.compile(r"\bpodFindAndDeployOnDemand\s*\(")),
+    ("rent", re.compile(r"\bpodRentInterruptable\s*\(")),
     ("terminate", re.compile(r"\bpodTerminate\s*\(")),
     ("stop", re.compile(r"\bpodStop\s*\(")),
     ("pod", re.compile(r"\bpod\s*\(\s*input")),
     ("pods", re.compile(r"\bmyself\s*\{\s*pods\b")),
+    ("endpoints", re.compile(r"\bmyself\s*\{\s*endpoints\b")),
     ("user", re.compile(r"\bmyself\s*\{")),
     ("gpu", re.compile(r"\bgpuTypes\s*\(\s*input")),
     ("gpus", re.compile(r"\bgpuTypes\s*\{")),
@@ -197,9 +212,14 @@ class FakeRunPod:
     """The fake API server. Use as a context manager; point RUNPOD_API_BASE_URL at `.url`."""
 
     def __init__(self, api_key: str = "fake-runpod-key", gpus: tuple[FakeGpu, ...] = DEFAULT_GPUS,
-                 boot_s: float = 0.5, hang_s: float = 5.0, slow_s: float = 0.3) -> None:
+                 boot_s: float = 0.5, hang_s: float = 5.0, slow_s: float = 0.3,
+                 data_centers: dict[str, str] | None = None) -> None:
         self.api_key = api_key
         self.gpus = {g.id: g for g in gpus}
+        self.data_centers = dict(DEFAULT_DATA_CENTERS if data_centers is None else data_centers)
+        self.network_volumes: dict[str, dict[str, Any]] = {}
+        self.templates: set[str] = set()
+        self.endpoints: list[dict[str, Any]] = []
         self.boot_s = boot_s
         self.hang_s = hang_s
         self.slow_s = slow_s
@@ -209,7 +229,7 @@ class FakeRunPod:
         self.queries: list[str] = []
         self.on_create: Callable[[FakePod], None] | None = None
         self.on_terminate: Callable[[FakePod], None] | None = None
-        self._capacity: dict[str, int | None] = {}
+        self._capacity: dict[tuple[str, str | None], int | None] = {}
         self._faults: list[_Fault] = []
         self.echo_env = True  # False: listings and lookups return pods without their env (no marker)
         self._hidden: dict[str, int | None] = {}  # pod id -> listings left to omit it from (None: all)
@@ -273,10 +293,37 @@ class FakeRunPod:
         with self._lock:
             self._random = None if rng is None else (rng, rate, kinds)
 
-    def set_capacity(self, gpu_type: str, available: int | None) -> None:
-        """How many more pods of `gpu_type` can be created (None: unlimited; 0: the capacity error)."""
+    def set_capacity(self, gpu_type: str, available: int | None, data_center: str | None = None) -> None:
+        """How many more pods of `gpu_type` can be created, in `data_center` or (None) in all of them
+        together (None: unlimited; 0: the capacity error)."""
         with self._lock:
-            self._capacity[gpu_type] = available
+            self._capacity[(gpu_type, data_center)] = available
+
+    def add_network_volume(self, volume_id: str, data_center: str, name: str = "weights", size: int = 50) -> None:
+        with self._lock:
+            self.network_volumes[volume_id] = {"id": volume_id, "name": name, "size": size,
+                                               "dataCenterId": data_center}
+
+    def add_template(self, template_id: str) -> None:
+        with self._lock:
+            self.templates.add(template_id)
+
+    def add_endpoint(self, endpoint_id: str, **fields: Any) -> None:
+        """An endpoint as `myself { endpoints }` lists it (get_endpoints)."""
+        record = {"id": endpoint_id, "name": endpoint_id, "gpuIds": "AMPERE_16", "idleTimeout": 5, "workersMax": 3,
+                  "workersMin": 0, "workersStandby": 0, "templateId": "tpl", "networkVolumeId": None,
+                  "locations": None, "scalerType": "QUEUE_DELAY", "scalerValue": 4, "type": "QB", "gpuCount": 1,
+                  "aiKey": None, "userId": "user-1", "version": 0, "env": [], "createdAt": None,
+                  "networkVolume": None} | fields
+        with self._lock:
+            self.endpoints.append(record)
+
+    def preempt(self, pod_id: str) -> None:
+        """An interruptible pod outbid: RunPod stops it (desiredStatus EXITED)."""
+        with self._lock:
+            pod = self.pods[pod_id]
+            assert pod.interruptible, "only interruptible pods are preempted"
+            pod.desired_status = "EXITED"
 
     def hide(self, pod_id: str, times: int | None = None) -> None:
         """Leave the pod out of the next `times` listings (None: every listing); lookups by id still find it."""
@@ -354,7 +401,7 @@ class FakeRunPod:
         if self._random is not None:
             rng, rate, kinds = self._random
             if rng.random() < rate:
-                usable = [k for k in kinds if (k != "capacity" or operation == "create")
+                usable = [k for k in kinds if (k != "capacity" or operation in ("create", "rent"))
                           and (k not in LIE_KINDS or operation == "pods")]
                 kind = rng.choice(usable)
                 delay = rng.uniform(0.1, self.hang_s) if kind == "hang" else self.slow_s
@@ -380,12 +427,17 @@ class FakeRunPod:
                 return 200, {"data": {"myself": {"pods": [self._listed(p, now) for p in self.pods.values()
                                                           if not self._omitted(p.id)]}}}
             if operation == "user":
-                return 200, {"data": {"myself": {"id": "user-1", "pubKey": "", "networkVolumes": []}}}
+                return 200, {"data": {"myself": {"id": "user-1", "pubKey": "",
+                                                 "networkVolumes": list(self.network_volumes.values())}}}
+            if operation == "endpoints":
+                return 200, {"data": {"myself": {"endpoints": [dict(e) for e in self.endpoints]}}}
             if operation == "pod":
                 pod = self.pods.get(parse_input(query, "pod").get("podId"))  # type: ignore[arg-type]
                 return 200, {"data": {"pod": pod.to_json(now, self.boot_s, self.echo_env) if pod else None}}
             if operation == "create":
-                return self._create(parse_input(query, "podFindAndDeployOnDemand"))
+                return self._create(parse_input(query, "podFindAndDeployOnDemand"), "podFindAndDeployOnDemand")
+            if operation == "rent":
+                return self._create(parse_input(query, "podRentInterruptable"), "podRentInterruptable")
             if operation == "terminate":
                 pod = self.pods.pop(parse_input(query, "podTerminate").get("podId"), None)  # type: ignore[arg-type]
                 if pod is None:
@@ -418,30 +470,77 @@ class FakeRunPod:
             self._null_runtime[pod.id] -= 1
         return pod.to_json(now, self.boot_s, self.echo_env, null_runtime=glitch)
 
-    def _create(self, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        for required in ("name", "imageName", "gpuTypeId", "cloudType"):
-            if required not in spec:
-                return 400, {"errors": [{"message": f"Field {required} of PodFindAndDeployOnDemandInput is required"}]}
+    def _create(self, spec: dict[str, Any], mutation: str) -> tuple[int, dict[str, Any]]:
+        spot = mutation == "podRentInterruptable"
+        input_type = "PodRentInterruptableInput" if spot else "PodFindAndDeployOnDemandInput"
+        required = ("name", "imageName", "gpuTypeId", "cloudType") + (("bidPerGpu",) if spot else ())
+        for name in required:
+            if name not in spec:
+                return 400, {"errors": [{"message": f"Field {name} of {input_type} is required"}]}
         gpu = self.gpus.get(spec["gpuTypeId"])
         if gpu is None:
             return 200, {"errors": [{"message": "GPU type not found"}], "data": None}
         if spec["cloudType"] not in ("ALL", "SECURE", "COMMUNITY"):
             return 400, {"errors": [{"message": f"Value {spec['cloudType']!r} does not exist in CloudTypeEnum"}]}
-        available = self._capacity.get(gpu.id)
-        if available is not None:
-            if available <= 0:
-                return 200, {"errors": [{"message": CAPACITY_MESSAGE}], "data": {"podFindAndDeployOnDemand": None}}
-            self._capacity[gpu.id] = available - 1
+        bid = spec.get("bidPerGpu")
+        if bid is not None:
+            if not isinstance(bid, int | float):
+                return 400, {"errors": [{"message": f"Float cannot represent a non numeric value: {bid!r}"}]}
+            minimum = self._gpu_json(gpu)["lowestPrice"]["minimumBidPrice"]
+            if bid < minimum:
+                return 200, {"errors": [{"message": f"Bid {bid} is below the minimum bid {minimum}"}], "data": None}
+        template = spec.get("templateId")
+        if template is not None and template not in self.templates:
+            return 200, {"errors": [{"message": f"Template {template} not found"}], "data": None}
+        cuda = spec.get("allowedCudaVersions")
+        if cuda is not None and (not isinstance(cuda, list) or not all(isinstance(v, str) for v in cuda)):
+            return 400, {"errors": [{"message": "allowedCudaVersions must be a list of strings"}]}
+        center = spec.get("dataCenterId")
+        if center is not None and center not in self.data_centers:
+            return 200, {"errors": [{"message": f"Data center {center} not found"}], "data": None}
+        volume_id = spec.get("networkVolumeId")
+        if volume_id is not None:
+            volume = self.network_volumes.get(volume_id)
+            if volume is None:
+                return 200, {"errors": [{"message": f"Network volume {volume_id} not found"}], "data": None}
+            if center is not None and center != volume["dataCenterId"]:
+                return 200, {"errors": [{"message": f"Network volume {volume_id} is in {volume['dataCenterId']}, "
+                                                    f"not {center}"}], "data": None}
+            center = volume["dataCenterId"]
+        placed = self._place(gpu.id, [center] if center else list(self.data_centers), cuda)
+        if placed is None:
+            return 200, {"errors": [{"message": CAPACITY_MESSAGE}], "data": {mutation: None}}
         env = {item["key"]: item["value"] for item in spec.get("env") or []}
         pod = self._new_pod(spec["name"], spec["imageName"], gpu, spec["cloudType"], env,
                             spec.get("dockerArgs") or "", None, spec.get("containerDiskInGb") or 10,
                             spec.get("volumeInGb") or 0)
+        pod.data_center = placed
+        if bid is not None:
+            pod.interruptible, pod.cost_per_hr = True, round(float(bid), 4)
         pod.extra = {k: v for k, v in spec.items() if k not in ("env",)}
         if self.on_create:
             self.on_create(pod)
-        return 200, {"data": {"podFindAndDeployOnDemand": {
+        return 200, {"data": {mutation: {
             "id": pod.id, "imageName": pod.image_name, "env": [f"{k}={v}" for k, v in env.items()],
             "machineId": f"m-{pod.id}", "machine": {"podHostId": f"{pod.id}-host"}}}}
+
+    def _place(self, gpu_id: str, centers: list[str], allowed_cuda: list[str] | None) -> str | None:
+        """The first data center with hosts of an allowed CUDA version and capacity left; takes one unit."""
+        total = self._capacity.get((gpu_id, None))
+        if total is not None and total <= 0:
+            return None
+        for center in centers:
+            if allowed_cuda is not None and self.data_centers[center] not in allowed_cuda:
+                continue
+            left = self._capacity.get((gpu_id, center))
+            if left is not None and left <= 0:
+                continue
+            if left is not None:
+                self._capacity[(gpu_id, center)] = left - 1
+            if total is not None:
+                self._capacity[(gpu_id, None)] = total - 1
+            return center
+        return None
 
     def _new_pod(self, name: str, image: str, gpu: FakeGpu, cloud_type: str, env: dict[str, str],
                  docker_args: str, created_at: float | None, disk: int = 10, volume: int = 0) -> FakePod:
