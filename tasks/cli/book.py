@@ -115,7 +115,7 @@ def submit_book(path: Path, *, title: str | None = None, author: str | None = No
     while (state := task_meta(app, task_id))[0] not in READY_STATES:
         if time.monotonic() > deadline:
             raise CliError(f"book {kwargs['book_id']} is queued, but no control worker took it within {timeout:g} s "
-                           "(is `honcho start control beat` running?)")
+                           "(is the system up? `make up`)")
         time.sleep(0.2)
     if state[0] != "SUCCESS":  # the task's error, e.g. InvalidPayload, in one line
         raise CliError(f"{type(state[1]).__name__}: {state[1]}")

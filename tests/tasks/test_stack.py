@@ -1,0 +1,113 @@
+"""`audiobook up` / `audiobook down` with real processes, run through the venv's script without activating it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tasks.localstack import resolve_model, stack_processes
+from tests.support.processes import ROOT, free_port
+from tests.tasks.test_flower import status
+
+pytestmark = pytest.mark.slow
+AUDIOBOOK = Path(sys.executable).with_name("audiobook")  # the venv's console script; PATH does not have it
+
+
+@pytest.fixture
+def stack_env(redis_url: str, tiny_model_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """A shell that never activated the venv: PATH without it, no VIRTUAL_ENV, no project variables."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith(
+        ("AUDIOBOOK_", "SCALER_", "CELERY_", "FLOWER_", "RUNPOD_", "PREVIEW_"))}
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "/usr/bin:/bin").split(os.pathsep) if p != venv_bin)
+    return env | {
+        "CELERY_BROKER_URL": redis_url, "AUDIOBOOK_MODEL": str(tiny_model_dir), "AUDIOBOOK_DEVICE": "cpu",
+        "AUDIOBOOK_STORAGE_URL": str(tmp_path / "audio"), "SCALER_LOCAL_DIR": str(tmp_path / "workers"),
+        "SCALER_NAME_PREFIX": f"up-{uuid.uuid4().hex[:6]}", "SCALER_MIN_WORKERS": "1", "SCALER_MAX_WORKERS": "1",
+        "SCALER_INTERVAL_SECONDS": "2", "FLOWER_PORT": str(free_port()), "OMP_NUM_THREADS": "1",
+        "HOME": str(tmp_path / "home"),
+    }
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([str(AUDIOBOOK), *args], cwd="/", env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_up_serves_a_book_and_down_stops_everything(stack_env: dict[str, str], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    up = cli(stack_env, "up", "--run-dir", str(run_dir))
+    stack = json.loads((run_dir / "stack.json").read_text()) if (run_dir / "stack.json").exists() else {}
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        password = re.search(r"password (\S+)  \(shown only now\)", up.stdout)
+        assert password, up.stdout
+        assert up.stdout.count(password[1]) == 1 and password[1] not in (run_dir / "stack.json").read_text()
+        assert "offline voice" not in up.stdout  # the tiny model loads
+        base = f"http://127.0.0.1:{stack_env['FLOWER_PORT']}"
+        assert status(f"{base}/api/workers") == 401
+        assert status(f"{base}/api/workers", f"admin:{password[1]}") == 200
+
+        book = cli(stack_env, "submit", str(ROOT / "samples" / "short.md"), "--wait", "--timeout", "60")
+        assert book.returncode == 0, book.stdout[-2000:] + book.stderr[-2000:]
+        assert book.stdout.strip().splitlines()[-1].endswith("/book.m4b")
+
+        marked = stack_processes(stack["stack_id"])
+        commands = [_cmdline(pid) for pid in marked]
+        assert any("-Q gpu-long" in c for c in commands), commands  # a worker the scaler started
+        assert any("honcho" in c for c in commands) and any("-Q control,preview" in c for c in commands)
+
+        again = cli(stack_env, "up", "--run-dir", str(run_dir))
+        assert again.returncode == 2 and "already up" in again.stderr
+    finally:
+        down = cli(stack_env, "down", "--run-dir", str(run_dir), "--grace", "10")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert stack_processes(stack["stack_id"]) == [] and not (run_dir / "stack.json").exists()
+    assert "stopped" in down.stdout
+    assert cli(stack_env, "down", "--run-dir", str(run_dir)).stdout.startswith("down: nothing is up")
+
+
+def test_up_that_cannot_serve_leaves_nothing_running(stack_env: dict[str, str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:  # Flower cannot bind its port
+        taken.bind(("127.0.0.1", int(stack_env["FLOWER_PORT"])))
+        taken.listen()
+        up = cli(stack_env | {"SCALER_MIN_WORKERS": "0"}, "up", "--run-dir", str(tmp_path / "run"), "--timeout", "60")
+    assert up.returncode == 2 and up.stderr.startswith("audiobook: error:"), up.stdout + up.stderr
+    assert "Traceback" not in up.stderr and not (tmp_path / "run" / "stack.json").exists()
+    marked = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _carries(p, "AUDIOBOOK_STACK=")
+              and f"SCALER_LOCAL_DIR={tmp_path}".encode() in _environ(p)]
+    assert marked == []
+
+
+def _environ(proc: Path) -> bytes:
+    try:
+        return (proc / "environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def _carries(proc: Path, mark: str) -> bool:
+    return mark.encode() in _environ(proc)
+
+
+def test_without_a_hub_the_default_model_becomes_the_offline_voice_in_one_line(stack_env: dict[str, str]) -> None:
+    said: list[str] = []
+    model = resolve_model("facebook/mms-tts-eng", stack_env | {"HF_HUB_OFFLINE": "1"}, said.append)
+    assert model == "piper:en_US-joe-medium"
+    assert said == ["model facebook/mms-tts-eng cannot be loaded here (no model hub reachable, not cached); "
+                    "using the offline voice piper:en_US-joe-medium"]
