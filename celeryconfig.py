@@ -29,6 +29,8 @@ task_time_limit = _s.chapter_time_limit_s
 task_soft_time_limit = _s.chapter_time_limit_s - 300
 result_expires = _s.result_expires_s
 result_extended = True
+# A result write during a backend blip waits for the backend instead of failing the finished chapter.
+result_backend_always_retry = True
 worker_send_task_events = True
 task_send_sent_event = True
 
