@@ -37,6 +37,7 @@ def _results() -> list[CheckResult]:
 
     # One quick attempt per check: a worker retries for ever, the doctor reports.
     app.conf.redis_socket_connect_timeout = app.conf.redis_socket_timeout = 5
+    app.conf.result_backend_always_retry = False
     app.conf.result_backend_transport_options = dict(app.conf.result_backend_transport_options or {}) | {
         "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}}
     settings_row = CheckResult("settings", "pass", "every variable parses and agrees with the others")

@@ -72,13 +72,14 @@ def skipped(check: str, detail: str) -> CheckResult:
 
 def all_checks() -> list[tuple[str, Check]]:
     """Every check, in the order docs/deploy.md takes the steps."""
-    from tasks.doctor import broker, flower, runpod, storage
+    from tasks.doctor import broker, flower, metrics, runpod, storage
 
     return [("broker", broker.check_broker), ("result backend", broker.check_backend),
             ("pods reach the broker", broker.check_pod_broker), ("visibility timeout", broker.check_visibility),
             ("storage", storage.check_storage), ("runpod key", runpod.check_key),
             ("gpu types", runpod.check_gpu_types), ("network volume", runpod.check_network_volume),
-            ("preview endpoint", runpod.check_endpoint), ("flower auth", flower.check_flower)]
+            ("preview endpoint", runpod.check_endpoint), ("flower auth", flower.check_flower),
+            ("metrics", metrics.check_metrics)]
 
 
 def run_checks(context: Context, checks: list[tuple[str, Check]] | None = None) -> list[CheckResult]:

@@ -1,6 +1,6 @@
-"""`audiobook doctor` against a production-shaped setup on loopback: Redis with TLS and a password on a routable
-address, S3 (moto), RunPod's GraphQL and serverless APIs (the fakes). Green when right; each check red, with
-its fix, when its step is broken."""
+"""`audiobook doctor` walked through docs/deploy.md on loopback stand-ins (tests/fakes/rehearsal.py): Redis with
+TLS and a password on a routable address, S3 (moto), RunPod's GraphQL and serverless APIs (the fakes), the
+scaler's metrics. Each step turns its rows green; each broken step turns its row red, with the fix."""
 
 from __future__ import annotations
 
@@ -9,68 +9,39 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import boto3
 import pytest
 
-from tests.fakes.runpod_api import FakeRunPod
-from tests.fakes.runpod_serverless import FakeServerless
+from tests.fakes.rehearsal import STEP_CHECKS, Rehearsal
 from tests.support.processes import ROOT, free_port
-from tests.support.tls_redis import TlsRedisServer
 
 pytestmark = pytest.mark.slow
-PASSWORD = "tls-redis-s3cret"
+ALL_CHECKS = {"settings", *(name for names in STEP_CHECKS.values() for name in names)}
 
 
 @pytest.fixture(scope="module")
-def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedisServer]:
-    server = TlsRedisServer(tmp_path_factory.mktemp("tls-redis"), PASSWORD).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def runpod_fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeRunPod, FakeServerless]]:
-    key = f"rp-{uuid.uuid4().hex}"
-    graphql = FakeRunPod(api_key=key).start()
-    graphql.add_network_volume("volweights1", "EU-RO-1", name="weights", size=40)
-    graphql.add_endpoint("preview-ep", workersMax=2, idleTimeout=5)
-    with FakeServerless(lambda job: {"audio_b64": ""}, endpoint_id="preview-ep", api_key=key) as serverless:
-        yield graphql, serverless
-    graphql.stop()
-
-
-@pytest.fixture(scope="module")
-def bucket(s3_endpoint: str) -> str:
-    name = f"books-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket=name)
-    return name
+def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
+    stand_ins = Rehearsal(tmp_path_factory.mktemp("rehearsal")).start()
+    yield stand_ins
+    stand_ins.stop()
 
 
 @pytest.fixture
-def production_env(tls_redis: TlsRedisServer, runpod_fakes, bucket: str, s3_endpoint: str,
-                   tmp_path: Path) -> dict[str, str]:
-    """docs/deploy.md's configuration, every value pointing at a loopback stand-in."""
-    graphql, serverless = runpod_fakes
+def base_env(tmp_path: Path) -> dict[str, str]:
+    """A shell with none of the project's variables (and a HOME without ~/.runpod)."""
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AUDIOBOOK_", "SCALER_", "RUNPOD_", "PREVIEW_", "CELERY_", "FLOWER_", "AWS_"))}
-    return env | {
-        "HOME": str(home), "CELERY_BROKER_URL": tls_redis.url(db=0), "CELERY_RESULT_BACKEND": tls_redis.url(db=1),
-        "AUDIOBOOK_STORAGE_URL": f"s3://{bucket}/books", "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-        "SCALER_PROVIDER": "runpod", "SCALER_MAX_USD_PER_HOUR": "5", "RUNPOD_API_KEY": graphql.api_key,
-        "RUNPOD_API_BASE_URL": graphql.url, "RUNPOD_ENDPOINT_BASE_URL": serverless.url,
-        "RUNPOD_NETWORK_VOLUME_ID": "volweights1", "RUNPOD_DATA_CENTERS": "EU-RO-1",
-        "RUNPOD_PREVIEW_ENDPOINT_ID": "preview-ep", "FLOWER_BASIC_AUTH": "ops:flower-s3cret",
-        "FLOWER_PORT": str(free_port()),
-    }
+    return env | {"HOME": str(home)}
+
+
+@pytest.fixture
+def production_env(base_env: dict[str, str], rehearsal: Rehearsal) -> dict[str, str]:
+    return base_env | rehearsal.env_through(max(STEP_CHECKS))
 
 
 def doctor(env: dict[str, str]) -> tuple[int, dict[str, dict], str]:
@@ -81,16 +52,19 @@ def doctor(env: dict[str, str]) -> tuple[int, dict[str, dict], str]:
     return run.returncode, rows, run.stdout + run.stderr
 
 
-def test_a_right_deployment_is_green(production_env: dict[str, str], runpod_fakes) -> None:
-    code, rows, output = doctor(production_env)
-    assert {name: row["status"] for name, row in rows.items()} == {name: "pass" for name in rows}, output
-    assert code == 0
-    assert set(rows) == {"settings", "broker", "result backend", "pods reach the broker", "visibility timeout",
-                         "storage", "runpod key", "gpu types", "network volume", "preview endpoint", "flower auth"}
+def test_each_step_of_the_walk_through_turns_its_rows_green(base_env: dict[str, str], rehearsal: Rehearsal) -> None:
+    done: set[str] = {"settings"}
+    for step, checks in sorted(STEP_CHECKS.items()):
+        code, rows, output = doctor(base_env | rehearsal.env_through(step))
+        assert set(rows) == ALL_CHECKS, output
+        done |= set(checks)
+        assert {n: rows[n]["status"] for n in done} == {n: "pass" for n in done}, (step, output)
+        assert code == (1 if any(r["status"] == "fail" for r in rows.values()) else 0), output
+    assert code == 0, output
     assert "rediss://" in rows["broker"]["detail"] and "NVIDIA RTX A4000 0.340" in rows["gpu types"]["detail"]
     assert "EU-RO-1" in rows["network volume"]["detail"] and "max workers 2" in rows["preview endpoint"]["detail"]
-    for secret in (PASSWORD, runpod_fakes[0].api_key, "flower-s3cret"):
-        assert secret not in output
+    for secret in (rehearsal.redis.password, rehearsal.runpod.api_key, rehearsal.steps[7]["FLOWER_BASIC_AUTH"]):
+        assert secret.split(":")[-1] not in output
 
 
 def test_the_table_names_each_failure_and_its_fix(production_env: dict[str, str]) -> None:
@@ -100,7 +74,7 @@ def test_the_table_names_each_failure_and_its_fix(production_env: dict[str, str]
     lines = run.stdout.splitlines()
     [row] = [i for i, line in enumerate(lines) if line.startswith("flower auth")]
     assert "FAIL" in lines[row] and "fix:" in lines[row + 1] and "FLOWER_BASIC_AUTH=user:password" in lines[row + 1]
-    assert lines[-1] == "11 checks: 1 failed"
+    assert lines[-1] == f"{len(ALL_CHECKS)} checks: 1 failed"
 
 
 class _OpenFlower(BaseHTTPRequestHandler):
@@ -151,17 +125,17 @@ BROKEN = {
         "RUNPOD_INTERRUPTIBLE": "1", "RUNPOD_BID_USD_PER_HOUR": "0.01",
         "FLOWER_PORT": str(f),
     }, {"result backend": "start the service", "gpu types": "minimum bid", "flower auth": "python -m tasks.flower"}),
-    "wrong-key": (lambda t, f: {"RUNPOD_API_KEY": "rp-wrong-key"},
+    "wrong-key": (lambda t, f: {"RUNPOD_API_KEY": "rp-wrong-key", "SCALER_METRICS_PORT": str(free_port())},
                   {"runpod key": "RUNPOD_API_KEY", "gpu types": "RUNPOD_API_KEY", "network volume": "RUNPOD_API_KEY",
-                   "preview endpoint": "RUNPOD_API_KEY"}),
+                   "preview endpoint": "RUNPOD_API_KEY", "metrics": "start it"}),
 }
 
 
 @pytest.mark.parametrize("group", list(BROKEN))
-def test_each_broken_step_fails_its_check_with_the_fix(production_env, tls_redis, flower_without_auth,
+def test_each_broken_step_fails_its_check_with_the_fix(production_env, rehearsal: Rehearsal, flower_without_auth,
                                                        group: str) -> None:
     broken, expected = BROKEN[group]
-    code, rows, output = doctor(production_env | broken(tls_redis, flower_without_auth))
+    code, rows, output = doctor(production_env | broken(rehearsal.redis, flower_without_auth))
     assert code == 1, output
     assert {n for n, row in rows.items() if row["status"] == "fail"} == set(expected), output
     for check, fix in expected.items():
