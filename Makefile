@@ -1,11 +1,11 @@
-# Targets: install, test, lint, format, bench, demo. Everything runs in ./.venv.
+# Targets: install, test, lint, format, bench, demo, up, down, doctor. Everything runs in ./.venv.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # The CPU wheel of torch lies on disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install test lint format bench demo clean
+.PHONY: install test lint format bench demo up down doctor clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ bench: install
 
 demo: install
 	$(PY) -m tasks.demo
+
+# The whole system in the background on this machine (tasks/localstack.py); `down` stops all of it.
+up: install
+	$(VENV)/bin/audiobook up
+
+down:
+	$(VENV)/bin/audiobook down
+
+doctor: install
+	$(VENV)/bin/audiobook doctor
 
 clean:
 	rm -rf $(VENV) var

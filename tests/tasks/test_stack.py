@@ -111,3 +111,18 @@ def test_without_a_hub_the_default_model_becomes_the_offline_voice_in_one_line(s
     assert model == "piper:en_US-joe-medium"
     assert said == ["model facebook/mms-tts-eng cannot be loaded here (no model hub reachable, not cached); "
                     "using the offline voice piper:en_US-joe-medium"]
+
+
+def test_one_story_for_running_it_across_readme_procfile_demo_and_cli() -> None:
+    """Every `honcho start` the project tells a person about runs what `audiobook up` runs."""
+    from tasks.localstack import HONCHO_COMMAND, PROCESSES
+
+    files = [ROOT / "README.md", ROOT / "Procfile", ROOT / "docs" / "deploy.md",
+             *sorted(p for p in (ROOT / "tasks").rglob("*.py") if p.name != "localstack.py")]  # it defines it
+    told = {(path.name, m) for path in files for m in re.findall(r"honcho start[a-z ]*", path.read_text())}
+    assert told and {m.strip() for _, m in told} == {HONCHO_COMMAND}, told
+    procfile = [line.split(":")[0] for line in (ROOT / "Procfile").read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert set(PROCESSES) < set(procfile) and "gpu" in procfile
+    hints = (ROOT / "tasks" / "cli" / "book.py").read_text() + (ROOT / "tasks" / "demo.py").read_text()
+    assert "make up" in hints
