@@ -48,7 +48,9 @@ class Context:
         from urllib.parse import urlsplit
 
         s = self.settings
-        values = [v.get_secret_value() for v in (s.runpod_api_key, s.flower_basic_auth) if v]
+        values = [s.runpod_api_key.get_secret_value()] if s.runpod_api_key else []
+        if s.flower_basic_auth:
+            values += [pair.split(":", 1)[-1] for pair in s.flower_basic_auth.get_secret_value().split(",")]
         for url in (s.broker_url, s.result_backend, s.runpod_worker_broker_url):
             if url:
                 values += [p for part in url.get_secret_value().split(";") if (p := urlsplit(part).password)]
