@@ -166,7 +166,7 @@ def wait_until_serving(proc: subprocess.Popen, broker: str, flower_url: str, log
 
     def serving() -> bool:
         if proc.poll() is not None:
-            raise StackError(f"the processes stopped while starting; see {log_path}")
+            raise StackError(f"{_first_failure(log_path)}; see {log_path}")
         return bool(client.control.ping(timeout=1.0)) and _http_status(flower_url + "healthcheck") == 200
 
     try:
@@ -175,6 +175,21 @@ def wait_until_serving(proc: subprocess.Popen, broker: str, flower_url: str, log
         raise StackError(str(exc)) from None
     finally:
         client.close()
+
+
+def _first_failure(log_path: Path) -> str:
+    """Which process of honcho's log stopped first, and the last error it printed before."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "the processes stopped while starting"
+    for index, line in enumerate(lines):
+        if " stopped (rc=" in line and "system" in line:
+            name = line.split("|", 1)[-1].strip().split(" stopped", 1)[0].split(".")[0]
+            errors = [e.split("|", 1)[-1].strip() for e in lines[:index] if e.split("|", 1)[0].strip().endswith(
+                f"{name}.1") and "Error" in e]
+            return f"{name} stopped while starting" + (f" ({errors[-1]})" if errors else "")
+    return "the processes stopped while starting"
 
 
 def _transport_options(broker: str) -> dict:
