@@ -8,7 +8,7 @@ import pytest
 from scaler.errors import CapacityError, InvalidProviderInput, ProviderUnavailable
 from scaler.providers import build_provider
 from scaler.providers.runpod import RunPodProvider
-from settings import Settings
+from settings import WORKER_PRICE_ENV, Settings
 from tests.fakes.runpod_api import parse_input
 from tests.scaler.conftest import A4000, RTX3090
 
@@ -83,6 +83,8 @@ def test_interruptible_pods_bid_the_spot_price_and_send_the_on_demand_input(fake
     [rented] = _inputs(fake_runpod, "podRentInterruptable")
     [on_demand] = _inputs(fake_runpod, "podFindAndDeployOnDemand")
     assert rented.pop("bidPerGpu") == 0.11
+    prices = [{e["key"]: e["value"] for e in spec.pop("env")}[WORKER_PRICE_ENV] for spec in (rented, on_demand)]
+    assert prices == ["0.11", "0.22"]  # each pod's chapters bill at what its caps counted: the bid for spot
     assert rented == on_demand
 
 

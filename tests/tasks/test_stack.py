@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from settings import Settings
 from tasks.localstack import stack_processes
 from tests.support.processes import ROOT, free_port
 from tests.tasks.test_flower import status
@@ -91,8 +92,9 @@ def test_without_a_hub_up_says_it_uses_the_offline_voice_and_a_failed_start_leav
         taken.bind(("127.0.0.1", int(env["FLOWER_PORT"])))
         taken.listen()
         up = cli(env, "up", "--run-dir", str(tmp_path / "run"), "--timeout", "90")
+    default = Settings.model_fields["model"].default
     said = [line for line in up.stdout.splitlines() if "offline voice" in line]
-    assert said == ["up: model facebook/mms-tts-eng cannot be loaded here (no model hub reachable, not cached); "
+    assert said == [f"up: model {default} cannot be loaded here (no model hub reachable, not cached); "
                     "using the offline voice piper:en_US-joe-medium"], up.stdout
     assert up.returncode == 2, up.stdout + up.stderr
     assert up.stderr.startswith("audiobook: error: flower stopped while starting (OSError: [Errno 98]"), up.stderr
