@@ -71,20 +71,19 @@ class Stack:
 
 
 # --- pieces the demo shares ------------------------------------------------------------------------
-def ensure_redis(url: str, directory: Path, say: Say, env: Mapping[str, str] | None = None
-                 ) -> tuple[str, RedisServer | None]:
+def ensure_redis(url: str, directory: Path, say: Say, env: Mapping[str, str] | None = None,
+                 master_name: str | None = None) -> tuple[str, RedisServer | None]:
     """The broker URL to use: the configured Redis if it answers (or an AMQP URL), else a private
     redis-server with AOF on (started with `env`, so it carries the stack's mark)."""
     import redis
 
     from scaler.redis_client import is_redis_url, redis_client
-    from settings import get_settings, redact_url
+    from settings import redact_url
 
     if not is_redis_url(url):
         return url, None
     try:
-        options = {"master_name": get_settings().redis_master_name}
-        redis_client(url, options, socket_connect_timeout=1, socket_timeout=2).ping()
+        redis_client(url, {"master_name": master_name}, socket_connect_timeout=1, socket_timeout=2).ping()
         return url, None
     except (redis.RedisError, ValueError, OSError):
         pass
@@ -157,12 +156,13 @@ def launch_honcho(env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
 
 
 def wait_until_serving(proc: subprocess.Popen, broker: str, flower_url: str, log_path: Path,
-                       timeout: float = 120.0) -> None:
+                       timeout: float = 120.0, master_name: str | None = None) -> None:
     """Until the control worker answers a ping and Flower its health check; StackError if honcho exits."""
     from celery import Celery
 
     client = Celery("up", broker=broker, set_as_current=False)
-    client.conf.broker_transport_options = _transport_options(broker)
+    if broker.lower().startswith("sentinel://"):
+        client.conf.broker_transport_options = {"master_name": master_name}
 
     def serving() -> bool:
         if proc.poll() is not None:
@@ -190,13 +190,6 @@ def _first_failure(log_path: Path) -> str:
                 f"{name}.1") and "Error" in e]
             return f"{name} stopped while starting" + (f" ({errors[-1]})" if errors else "")
     return "the processes stopped while starting"
-
-
-def _transport_options(broker: str) -> dict:
-    from settings import get_settings
-
-    name = get_settings().redis_master_name
-    return {"master_name": name} if broker.lower().startswith("sentinel://") and name else {}
 
 
 def _http_status(url: str) -> int:
@@ -229,7 +222,8 @@ def up(run_dir: Path, environ: Mapping[str, str], say: Say, timeout: float = 120
     redis_server: RedisServer | None = None
     honcho: subprocess.Popen | None = None
     try:
-        broker, redis_server = ensure_redis(settings.broker_url.get_secret_value(), run_dir / "redis", say, env)
+        broker, redis_server = ensure_redis(settings.broker_url.get_secret_value(), run_dir / "redis", say, env,
+                                            settings.redis_master_name)
         if redis_server is not None:
             env["CELERY_BROKER_URL"] = broker
             env.setdefault("CELERY_RESULT_BACKEND", broker)
@@ -253,7 +247,7 @@ def up(run_dir: Path, environ: Mapping[str, str], say: Say, timeout: float = 120
                       redis_start=(process_start_time(redis_server.proc.pid)
                                    if redis_server and redis_server.proc else None))
         stack.save()
-        wait_until_serving(honcho, broker, flower_url, log_path, timeout)
+        wait_until_serving(honcho, broker, flower_url, log_path, timeout, settings.redis_master_name)
         return stack, password
     except BaseException:
         # Nothing half-started is left behind.
