@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -70,9 +71,13 @@ class Rehearsal:
         self.runpod.add_template(TEMPLATE_ID)
         self.runpod.add_endpoint(ENDPOINT_ID, workersMax=2, idleTimeout=5)
         self.serverless.start()
+        # The control worker's metrics server, reading the scaler's state where the control plane keeps it.
         self.metrics = subprocess.Popen(
-            [sys.executable, "-c", f"import time; from scaler import metrics; metrics.serve({self.metrics_port}); "
-                                   "time.sleep(86400)"], start_new_session=True)
+            [sys.executable, "-c", "import os, sys, time, redis; from scaler import metrics; from scaler.state import "
+                                   "StateStore; metrics.serve(int(sys.argv[1]), StateStore(redis.Redis.from_url("
+                                   "os.environ['STATE_REDIS_URL']), 'audiobook-gpu')); time.sleep(86400)",
+             str(self.metrics_port)], env=os.environ | {"STATE_REDIS_URL": self.redis.url(db=0)},  # not in `ps`
+            start_new_session=True)
         wait_for(lambda: _answers(self.metrics_port), 30, what="the metrics server")
         self.steps = {
             1: {"CELERY_BROKER_URL": self.redis.url(db=0), "CELERY_RESULT_BACKEND": self.redis.url(db=1)},

@@ -114,8 +114,8 @@ def test_the_usd_cap_counts_spot_bids(fake_runpod, make_runpod, make_scaler, enq
     scaler = make_scaler(make_runpod(interruptible=True), max_usd_per_hour=0.40, max_step=10)
     enqueue(30)
     record = scaler.tick()
-    assert [c["gpu_type"] for c in record["executed"]["created"]] == [A4000, A4000]
-    assert record["decision"]["bound_by"] == "max_usd_per_hour"
+    assert [c.gpu_type for c in record.executed.created] == [A4000, A4000]
+    assert record.decision.bound_by == "max_usd_per_hour"
     assert all(p.interruptible for p in fake_runpod.live_pods())
     assert sum(p.cost_per_hr for p in fake_runpod.live_pods()) == pytest.approx(0.34)
 

@@ -103,6 +103,6 @@ def test_a_book_completes_through_a_sentinel_failover(start_worker, worker_env, 
     client = redis_client(sentinels.url, {"master_name": MASTER})
     assert client.connection_pool.get_master_address()[1] == new_master
     store = StateStore(client, sentinel_env["SCALER_NAME_PREFIX"])
-    assert [r["ts"] for r in store.records(2)] == [after["ts"], before["ts"]]  # the state survived the failover
+    assert [r.ts for r in store.records(2)] == [after["ts"], before["ts"]]  # the state survived the failover
     for worker in (gpu, control):  # their warm shutdown after a failover can outlast the fixture's 30 s grace
         worker.stop(grace=10)
