@@ -16,7 +16,7 @@ def check_metrics(context: Context) -> CheckResult:
         with urllib.request.urlopen(url, timeout=3) as response:
             body = response.read().decode(errors="replace")
     except OSError as exc:
-        return failed("metrics", f"{url}: {exc}", "the control worker serves them after its first tick: start it "
+        return failed("metrics", f"{url}: {exc}", "the control worker serves them once its first tick ran: start it "
                                                   "(docs/deploy.md, step 7), here on this machine")
     if "audiobook_scaler_ticks" not in body:
         return failed("metrics", f"{url} answers, but not with the scaler's metrics",
