@@ -55,6 +55,14 @@ class Rehearsal:
         self.steps: dict[int, dict[str, str]] = {}
 
     def start(self) -> Rehearsal:
+        """Start every stand-in; if one fails, stop the ones already started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Rehearsal:
         import boto3
         from moto.server import ThreadedMotoServer
 
@@ -114,10 +122,12 @@ class Rehearsal:
     def stop(self) -> None:
         if self.metrics is not None:
             stop_process_group(self.metrics, grace=5)
+            self.metrics = None
         self.serverless.stop()
         self.runpod.stop()
         if self.s3 is not None:
             self.s3.stop()
+            self.s3 = None
         self.redis.stop()
 
 
