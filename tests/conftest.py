@@ -11,7 +11,8 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.support.processes import CeleryWorker, RedisServer, free_port
+from tests.support.brokers import Vhost, delete_queues
+from tests.support.processes import FAST_RECOVERY, CeleryBeat, CeleryWorker, RabbitServer, RedisServer, free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -54,10 +55,53 @@ def redis_client(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
 
 
+@pytest.fixture(scope="session")
+def amqp_vhost() -> Iterator[Vhost]:
+    """A RabbitMQ vhost of this test session on the machine's RabbitMQ (parallel sessions never share queues)."""
+    vhost = Vhost.create(f"audiobook-test-{uuid.uuid4().hex[:10]}")
+    yield vhost
+    vhost.delete()
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str:
+    """Which broker the test runs against: `redis` unless the test is marked with tests.support.brokers's
+    BOTH_BROKERS (or parametrizes `broker` indirectly itself)."""
+    return getattr(request, "param", "redis")
+
+
+@pytest.fixture
+def broker_url(broker: str, redis_url: str, request: pytest.FixtureRequest) -> str:
+    """The broker of this test: the test Redis DB, or this session's RabbitMQ vhost emptied of our queues.
+    Results go to the test Redis either way (chords need a backend that supports them)."""
+    if broker == "redis":
+        return redis_url
+    vhost: Vhost = request.getfixturevalue("amqp_vhost")
+    delete_queues(vhost.url)
+    return vhost.url
+
+
+@pytest.fixture
+def short_timeout_rabbit(tmp_path: Path) -> Iterator[RabbitServer]:
+    """A private RabbitMQ node on free ports whose consumer_timeout is 5 s (checked every second); it is being
+    started when the test begins (`wait_ready()` before use, so workers can start alongside), always stopped."""
+    server = RabbitServer(tmp_path / "rabbit", consumer_timeout_ms=5000, tick_s=1).start(wait=False)
+    yield server
+    server.kill()
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server on a free port, with AOF on, for tests that kill the broker."""
     server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def volatile_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server without persistence: killed and started again, it comes back empty."""
+    server = RedisServer(tmp_path / "volatile-redis", appendonly=False).start()
     yield server
     server.kill()
 
@@ -84,12 +128,13 @@ def audio_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def worker_env(redis_url: str, tiny_model_dir: Path, audio_dir: Path, tmp_path: Path) -> dict[str, str]:
-    """Environment of a worker subprocess: test Redis, tiny model, local storage, one thread."""
+def worker_env(broker_url: str, redis_url: str, tiny_model_dir: Path, audio_dir: Path,
+               tmp_path: Path) -> dict[str, str]:
+    """Environment of a worker subprocess: test broker and Redis, tiny model, local storage, one thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIOBOOK_", "SCALER_", "RUNPOD_",
                                                                       "PREVIEW_", "CELERY_"))}
     return env | {
-        "CELERY_BROKER_URL": redis_url, "CELERY_RESULT_BACKEND": redis_url,
+        "CELERY_BROKER_URL": broker_url, "CELERY_RESULT_BACKEND": redis_url,
         "AUDIOBOOK_MODEL": str(tiny_model_dir), "AUDIOBOOK_DEVICE": "cpu",
         "AUDIOBOOK_STORAGE_URL": audio_dir.as_uri(), "SCALER_LOCAL_DIR": str(tmp_path / "workers"),
         "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path),
@@ -97,9 +142,9 @@ def worker_env(redis_url: str, tiny_model_dir: Path, audio_dir: Path, tmp_path: 
 
 
 @pytest.fixture
-def client_app(redis_url: str) -> Iterator[Celery]:
+def client_app(broker_url: str, redis_url: str) -> Iterator[Celery]:
     """What another service has: a bare Celery app on the same broker, sending tasks by name."""
-    app = Celery("client", broker=redis_url, backend=redis_url, set_as_current=False)
+    app = Celery("client", broker=broker_url, backend=redis_url, set_as_current=False)
     app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json",
                     broker_connection_retry_on_startup=True)
     yield app
@@ -123,6 +168,31 @@ def start_worker(worker_env: dict[str, str], client_app: Celery, tmp_path: Path)
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_beat(worker_env: dict[str, str], tmp_path: Path):  # noqa: ANN201
+    """Factory: start `celery -A tasks beat` (autoscale and reaper passes); stopped at teardown."""
+    started: list[CeleryBeat] = []
+
+    def start(env: dict[str, str] | None = None) -> CeleryBeat:
+        directory = tmp_path / f"beat{len(started)}"
+        directory.mkdir()
+        beat = CeleryBeat(worker_env | (env or {}), directory)
+        started.append(beat.start())
+        return beat
+
+    yield start
+    for beat in started:
+        beat.stop()
+
+
+@pytest.fixture
+def recovery_plane(start_worker, start_beat):  # noqa: ANN001, ANN201
+    """A control worker and beat with FAST_RECOVERY (not waited for); returns that environment for GPU workers."""
+    control = start_worker("control", name="control", concurrency=2, env=FAST_RECOVERY, wait=False)
+    start_beat(FAST_RECOVERY)
+    return control
 
 
 @pytest.fixture(scope="session")

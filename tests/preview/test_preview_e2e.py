@@ -16,6 +16,7 @@ from celery.result import AsyncResult
 from synth.text.normalize import normalize
 from tests.fakes.runpod_serverless import FakeServerless
 from tests.preview.conftest import clip_of, send_preview, torch_loaded
+from tests.support.brokers import BOTH_BROKERS
 from tests.support.processes import ROOT, wait_for
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,7 @@ def failure(result: AsyncResult, timeout: float = 120) -> Exception:
     return info.value
 
 
+@BOTH_BROKERS
 def test_preview_through_a_control_worker(start_worker, client_app: Celery, fake_endpoint: FakeServerless,
                                           endpoint_env: dict[str, str], worker_env: dict[str, str],
                                           tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from celery.result import AsyncResult
 
 from synth.storage import open_storage
 from tasks.bookstatus import book_status
+from tests.support.brokers import BOTH_BROKERS
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -33,6 +34,7 @@ def audio_at(uri: str) -> tuple[np.ndarray, int]:
     return sf.read(uri.removeprefix("file://"), dtype="float32")
 
 
+@BOTH_BROKERS
 def test_chapter_through_a_real_worker(start_worker, client_app: Celery, audio_dir: Path) -> None:
     start_worker("gpu-long")
     result = send_chapter(client_app, **CHAPTER, format="flac", metadata={"order": "A-17"}).get(timeout=120)
@@ -72,6 +74,7 @@ def test_bad_payloads_fail_at_once_and_the_worker_survives(start_worker, client_
     assert send_chapter(client_app, **CHAPTER).get(timeout=120)["duration_s"] > 0
 
 
+@BOTH_BROKERS
 def test_book_fans_out_to_two_workers_and_writes_a_manifest(start_worker, client_app: Celery,
                                                             audio_dir: Path) -> None:
     start_worker("gpu-long", name="gpu-a")
