@@ -9,6 +9,9 @@ _s = get_settings()
 broker_url = _s.broker_url.get_secret_value()
 result_backend = _s.backend_url
 
+# A message no worker can read is dead-lettered by this consumer instead of stopping the worker (tasks.consumer).
+worker_consumer = "tasks.consumer:GuardedConsumer"
+
 # JSON only: a pickled message from an untrusted client is remote code execution.
 task_serializer = "json"
 result_serializer = "json"

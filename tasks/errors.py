@@ -22,3 +22,8 @@ class PreviewRefused(TaskError):
 
 class PreviewFailed(TaskError):
     """The serverless endpoint gave no preview after its retries; the message keeps the endpoint's words."""
+
+
+class PoisonMessage(TaskError):
+    """A worker could not read the message; it names what was wrong. The message is kept as a dead letter."""
+

@@ -1,0 +1,95 @@
+"""What makes a task message unreadable, named in one line.
+
+Checked in the worker's main process before Celery builds a request from a message: Celery unpacks the body
+there (`args, kwargs, embed = payload`), and an exception at that point stops the whole worker. A message
+that passes this check is one Celery can turn into a request; its keyword arguments are then the task's
+to validate (tasks.payloads).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The parts of a broker message the check reads (a kombu Message has them all)."""
+
+    headers: Any
+    body: bytes | str | None
+    content_type: str | None
+    content_encoding: str | None
+
+    @classmethod
+    def of(cls, message: Any) -> Envelope:  # noqa: ANN401 - a kombu Message
+        return cls(message.headers, message.body, message.content_type, message.content_encoding)
+
+
+def task_id_of(headers: Any) -> str | None:  # noqa: ANN401 - whatever the message carries
+    """The task id a message names, if it names one readably."""
+    task_id = headers.get("id") if isinstance(headers, Mapping) else None
+    return task_id if isinstance(task_id, str) and task_id else None
+
+
+def task_name_of(headers: Any) -> str | None:  # noqa: ANN401
+    name = headers.get("task") if isinstance(headers, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def _text(body: bytes | str | None) -> tuple[str | None, str | None]:
+    """(body as text, problem)."""
+    if body is None:
+        return None, "no body"
+    if isinstance(body, str):
+        return body, None
+    try:
+        return bytes(body).decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, f"body is not valid UTF-8 (byte {exc.start})"
+
+
+def problem(envelope: Envelope, known_tasks: Collection[str]) -> str | None:
+    """Why Celery cannot run this message, or None when it can be handed to Celery."""
+    headers = envelope.headers
+    if not isinstance(headers, Mapping):
+        return "message headers are not a mapping"
+    if envelope.content_type != JSON:
+        return f"content type {envelope.content_type!r} is refused: JSON only"
+    encoding = (envelope.content_encoding or "utf-8").lower().replace("_", "-")
+    if encoding not in ("utf-8", "utf8"):
+        return f"content encoding {envelope.content_encoding!r} is refused: UTF-8 only"
+    text, bad = _text(envelope.body)
+    if bad:
+        return bad
+    try:
+        payload = json.loads(text)  # type: ignore[arg-type]
+    except ValueError as exc:
+        return f"body is not valid JSON ({exc})"
+    task = headers.get("task")
+    if task is None:
+        return "no 'task' header (a Celery protocol 2 message is expected)"
+    if not isinstance(task, str) or task not in known_tasks:
+        return f"unknown task {task!r}"
+    if task_id_of(headers) is None:
+        return f"no readable task id in the 'id' header (got {headers.get('id')!r})"
+    if not isinstance(payload, list) or len(payload) != 3:
+        shape = f"a list of {len(payload)}" if isinstance(payload, list) else f"a JSON {_kind(payload)}"
+        return f"body must be [args, kwargs, embed], got {shape}"
+    args, kwargs, embed = payload
+    if not isinstance(args, list):
+        return f"args must be a list, got a JSON {_kind(args)}"
+    if not isinstance(kwargs, dict):
+        return f"kwargs must be an object, got a JSON {_kind(kwargs)}"
+    if embed is not None and not isinstance(embed, dict):
+        return f"embed must be an object, got a JSON {_kind(embed)}"
+    return None
+
+
+def _kind(value: Any) -> str:  # noqa: ANN401
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")

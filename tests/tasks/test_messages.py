@@ -1,0 +1,54 @@
+"""The poison check: every kind of unreadable message is named in one line; a readable one passes."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from tasks.messages import Envelope, problem, task_id_of
+
+KNOWN = {"audiobook.synthesize_chapter"}
+HEADERS = {"task": "audiobook.synthesize_chapter", "id": "t-1", "lang": "py"}
+GOOD = json.dumps([[], {"book_id": "b", "chapter_id": "c", "text": "Hi."}, {"callbacks": None}]).encode()
+
+
+def env(body: bytes | str | None = GOOD, headers: object = HEADERS, content_type: str | None = "application/json",
+        encoding: str | None = "utf-8") -> Envelope:
+    return Envelope(headers, body, content_type, encoding)
+
+
+@pytest.mark.parametrize("envelope,expected", [
+    (env(body=b"[[]]"), "body must be [args, kwargs, embed], got a list of 1"),
+    (env(body=pickle.dumps({"x": 1}), content_type="application/x-python-serialize", encoding="binary"),
+     "content type 'application/x-python-serialize' is refused: JSON only"),
+    (env(body=b"a: 1", content_type="application/x-yaml"), "content type 'application/x-yaml' is refused"),
+    (env(content_type="application/x-frobnicate"), "content type 'application/x-frobnicate' is refused"),
+    (env(content_type=None), "content type None is refused"),
+    (env(body=b"[[], {\"a\": "), "body is not valid JSON"),
+    (env(body=b"[[], {}, \xff\xfe]"), "body is not valid UTF-8 (byte 9)"),
+    (env(body=b'{"args": [], "kwargs": {}}'), "body must be [args, kwargs, embed], got a JSON object"),
+    (env(body=b"[[], [1, 2], {}]"), "kwargs must be an object, got a JSON array"),
+    (env(body=b'["x", {}, {}]'), "args must be a list, got a JSON string"),
+    (env(body=b"[[], {}, 7]"), "embed must be an object, got a JSON number"),
+    (env(headers={"id": "t-1"}), "no 'task' header"),
+    (env(headers={"task": "audiobook.nope", "id": "t-1"}), "unknown task 'audiobook.nope'"),
+    (env(headers={"task": "audiobook.synthesize_chapter"}), "no readable task id"),
+    (env(headers=["not", "a", "mapping"]), "message headers are not a mapping"),
+    (env(encoding="latin-1"), "content encoding 'latin-1' is refused"),
+    (env(body=None), "no body"),
+])
+def test_unreadable_messages_are_named(envelope: Envelope, expected: str) -> None:
+    found = problem(envelope, KNOWN)
+    assert found is not None and expected in found, found
+
+
+@pytest.mark.parametrize("envelope", [env(), env(body=GOOD.decode()), env(body=b"[[], {}, null]", encoding="utf8")])
+def test_readable_messages_pass(envelope: Envelope) -> None:
+    assert problem(envelope, KNOWN) is None
+
+
+def test_task_id_only_when_readable() -> None:
+    assert task_id_of(HEADERS) == "t-1"
+    assert task_id_of({"id": 7}) is None and task_id_of({"id": ""}) is None and task_id_of("x") is None
