@@ -77,5 +77,12 @@ beat_schedule = {
         # A tick that waited longer than its interval is stale: drop it, the next one is coming.
         "options": {"queue": QUEUE_CONTROL, "expires": max(1.0, _s.scaler_interval_s * 0.8)},
     },
+    # Puts back the messages of dead workers (Redis broker): a chapter resumes within a scaler interval of
+    # its lease lapsing, not after the visibility timeout.
+    "reap": {
+        "task": "audiobook.reap",
+        "schedule": _s.scaler_interval_s,
+        "options": {"queue": QUEUE_CONTROL, "expires": max(1.0, _s.scaler_interval_s * 0.8)},
+    },
 }
 beat_schedule_filename = "var/celerybeat-schedule"

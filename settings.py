@@ -22,6 +22,9 @@ QUEUE_PREVIEW = "preview"
 QUEUE_CONTROL = "control"
 #: Set by the scaler on every worker it creates (pod env or process env): that worker's price in USD/hour.
 WORKER_PRICE_ENV = "AUDIOBOOK_WORKER_USD_PER_HOUR"
+QUEUES = (QUEUE_GPU, QUEUE_PREVIEW, QUEUE_CONTROL)
+#: Default of AUDIOBOOK_LEASE_S; readers of broker depth that are not handed the setting use it too.
+DEFAULT_LEASE_S = 60.0
 
 
 _CUDA_VERSION = re.compile(r"^\d{1,2}\.\d{1,2}$")
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     redis_master_name: str | None = _env(
         "AUDIOBOOK_REDIS_MASTER_NAME", "Sentinel master name, needed by `sentinel://` broker and backend URLs "
         "(Celery's `master_name` transport option).", None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    lease_s: float = _env(
+        "AUDIOBOOK_LEASE_S", "Redis broker: a worker renews a lease on every message it holds each third of this; "
+        "a held message whose lease lapsed (its worker died) goes back to the head of its queue at the next "
+        "reaper pass (every SCALER_INTERVAL_SECONDS).", DEFAULT_LEASE_S, ge=3)
 
     # --- synthesis -----------------------------------------------------------------------------------
     storage_url: str = _env(

@@ -2,10 +2,11 @@
 
 Redis: waiting = sum of LLEN over the queue key and kombu's priority keys (`q`, `q<sep>3`, `<sep>6`,
 `<sep>9`, from the transport's `sep` and `priority_steps`, under `global_keyprefix`); in-flight = entries
-of the `unacked` hash routed to the queue; the oldest waiting message's `queued_at` header (stamped at publish
-by `stamp_queued_at`) gives the age of the queue. AMQP: a passive queue_declare's message_count (NOT_FOUND is
-an empty queue); in-flight comes from Celery inspect instead. A failed read raises ObservationError: it is
-never taken as zero.
+of the `unacked` hash routed to the queue that a live worker holds (a lease, or just delivered); a message
+held by a dead worker counts as waiting (the reaper puts it back, and it needs a worker); the oldest waiting
+message's `queued_at` header (stamped at publish by `stamp_queued_at`) gives the age of the queue. AMQP: a
+passive queue_declare's message_count (NOT_FOUND is an empty queue); in-flight comes from Celery inspect
+instead. A failed read raises ObservationError: it is never taken as zero.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import base64
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,7 +24,9 @@ from kombu import Connection
 from kombu.exceptions import ChannelError
 
 from scaler.errors import ObservationError
+from scaler.leases import Leases, UnackedKeys, key_prefix, parse_unacked, stranded
 from scaler.redis_client import is_redis_url, redis_client
+from settings import DEFAULT_LEASE_S
 
 DEFAULT_SEP = "\x06\x16"
 DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
@@ -35,10 +38,11 @@ QUEUED_AT_HEADER = "queued_at"
 
 @dataclass(frozen=True)
 class QueueDepth:
-    waiting: int
+    waiting: int  # includes `stranded`
     in_flight: int | None  # None: this broker cannot tell (AMQP); take it from Celery inspect
     queued_chars: int | None = None  # None: not read or not readable
     oldest_queued_at: float | None = None  # publish time of the oldest waiting message; None: empty or unknown
+    stranded: int = 0  # held by a dead worker (lease lapsed), about to be restored: counted as waiting
 
 
 def stamp_queued_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -87,18 +91,23 @@ class RedisDepth:
     """Depth of one queue on a Redis broker, read with redis-py (kombu has no API for `unacked`)."""
 
     def __init__(self, client: redis.Redis, queue: str, transport_options: Mapping[str, Any] | None = None,
-                 sample: int = DEFAULT_SAMPLE) -> None:
+                 sample: int = DEFAULT_SAMPLE, lease_s: float = DEFAULT_LEASE_S,
+                 clock: Callable[[], float] = time.time) -> None:
         options = dict(transport_options or {})
         self.client = client
         self.queue = queue
         self.keys = queue_keys(queue, options)
-        self.unacked_key = (options.get("global_keyprefix", "") or "") + options.get("unacked_key", "unacked")
+        self.unacked = UnackedKeys.from_options(options)
+        self.leases = Leases(client, key_prefix(options), lease_s)
+        self.lease_s = lease_s
         self.sample = sample
+        self.clock = clock
 
     @classmethod
-    def from_url(cls, url: str, queue: str, transport_options: Mapping[str, Any] | None = None) -> RedisDepth:
+    def from_url(cls, url: str, queue: str, transport_options: Mapping[str, Any] | None = None,
+                 lease_s: float = DEFAULT_LEASE_S) -> RedisDepth:
         client = redis_client(url, transport_options, socket_timeout=5, socket_connect_timeout=5)
-        return cls(client, queue, transport_options)
+        return cls(client, queue, transport_options, lease_s=lease_s)
 
     def read(self, with_chars: bool = False) -> QueueDepth:
         try:
@@ -107,24 +116,22 @@ class RedisDepth:
                 pipe.llen(key)
             for key in self.keys:
                 pipe.lindex(key, -1)  # kombu pushes on the left and takes from the right: the oldest
-            pipe.hvals(self.unacked_key)
+            pipe.hgetall(self.unacked.messages)
+            pipe.zrange(self.unacked.index, 0, -1, withscores=True)
             replies = pipe.execute(raise_on_error=True)
-            lengths, oldest, unacked = replies[:len(self.keys)], replies[len(self.keys):-1], replies[-1]
+            lengths, oldest = replies[:len(self.keys)], replies[len(self.keys):-2]
+            messages, index = replies[-2], replies[-1]
+            held = [h for h in parse_unacked(messages, dict(index)) if h.queue in (self.queue, None)]
+            leased = self.leases.held([h.tag for h in held])
+            lost = len(stranded(held, leased, self.clock(), self.lease_s, {self.queue}))
             waiting = sum(int(n) for n in lengths)
-            in_flight = sum(1 for value in unacked if self._routed_here(value))
             chars = self._queued_chars(lengths, waiting) if with_chars else None
         except redis.RedisError as exc:
             raise ObservationError(f"redis depth of {self.queue}: {exc}") from None
         stamps = [t for t in (message_queued_at(raw) for raw in oldest if raw is not None) if t is not None]
-        return QueueDepth(waiting=waiting, in_flight=in_flight, queued_chars=chars,
-                          oldest_queued_at=min(stamps) if stamps else None)
-
-    def _routed_here(self, value: bytes) -> bool:
-        try:
-            _message, exchange, routing_key = json.loads(value)
-        except (ValueError, TypeError):
-            return True  # unreadable: count it rather than shrink the pool under it
-        return self.queue in (routing_key, exchange)
+        # An unreadable entry (no queue) counts as in flight rather than shrink the pool under it.
+        return QueueDepth(waiting=waiting + lost, in_flight=len(held) - lost, queued_chars=chars,
+                          oldest_queued_at=min(stamps) if stamps else None, stranded=lost)
 
     def _queued_chars(self, lengths: list[int], waiting: int) -> int:
         if waiting == 0:
@@ -164,8 +171,9 @@ class AmqpDepth:
         return QueueDepth(waiting=int(waiting), in_flight=None, queued_chars=None)
 
 
-def depth_reader(broker_url: str, queue: str, transport_options: Mapping[str, Any] | None = None) -> DepthReader:
-    """The depth reader for this broker URL."""
+def depth_reader(broker_url: str, queue: str, transport_options: Mapping[str, Any] | None = None,
+                 lease_s: float = DEFAULT_LEASE_S) -> DepthReader:
+    """The depth reader for this broker URL (`lease_s`: AUDIOBOOK_LEASE_S, for the Redis in-flight count)."""
     if is_redis_url(broker_url):
-        return RedisDepth.from_url(broker_url, queue, transport_options)
+        return RedisDepth.from_url(broker_url, queue, transport_options, lease_s)
     return AmqpDepth(broker_url, queue)

@@ -86,7 +86,7 @@ class Scaler:
         store = state_store(app, s)
         return cls(
             app=app, provider=provider or build_provider(s, lease_key=store.key("lease")),
-            depth=depth_reader(broker_url, QUEUE_GPU, transport), store=store, config=policy_config(s),
+            depth=depth_reader(broker_url, QUEUE_GPU, transport, s.lease_s), store=store, config=policy_config(s),
             name_prefix=s.scaler_name_prefix, deployment=s.deployment_id, dry_run=s.scaler_dry_run,
             capacity_backoff_s=s.scaler_capacity_backoff_s, provider_timeout_s=s.scaler_provider_timeout_s,
             history=s.scaler_history, lease_s=s.scaler_local_lease_s, crash_loop_workers=s.scaler_crash_loop_workers,
