@@ -31,7 +31,8 @@ worker_proc_alive_timeout = 600.0
 task_time_limit = _s.chapter_time_limit_s
 task_soft_time_limit = _s.chapter_time_limit_s - 300
 result_expires = _s.result_expires_s
-result_extended = True
+# Results carry what the caller needs, not the task's arguments: a chapter's text stays out of the backend.
+result_extended = False
 # A result write during a backend blip waits for the backend instead of failing the finished chapter.
 result_backend_always_retry = True
 worker_send_task_events = True

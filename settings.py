@@ -25,6 +25,8 @@ WORKER_PRICE_ENV = "AUDIOBOOK_WORKER_USD_PER_HOUR"
 QUEUES = (QUEUE_GPU, QUEUE_PREVIEW, QUEUE_CONTROL)
 #: Default of AUDIOBOOK_LEASE_S; readers of broker depth that are not handed the setting use it too.
 DEFAULT_LEASE_S = 60.0
+#: Default hold limit on RabbitMQ: under its default consumer_timeout of 30 min, with a batch to spare.
+AMQP_DEFAULT_HOLD_S = 1500.0
 
 
 _CUDA_VERSION = re.compile(r"^\d{1,2}\.\d{1,2}$")
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
         "AUDIOBOOK_LEASE_S", "Redis broker: a worker renews a lease on every message it holds each third of this; "
         "a held message whose lease lapsed (its worker died) goes back to the head of its queue at the next "
         "reaper pass (every SCALER_INTERVAL_SECONDS).", DEFAULT_LEASE_S, ge=3)
+    max_hold_s: float | None = _env(
+        "AUDIOBOOK_MAX_HOLD_S", "Longest one delivery of a chapter is held before the chapter checkpoints and "
+        "continues as a new message with the same task id (RabbitMQ closes a channel whose delivery stays "
+        "unacked past its consumer_timeout). Empty: 1500 on RabbitMQ (its default consumer_timeout is 1800 s), "
+        "none on Redis; 0: never.", None, ge=0)
 
     # --- synthesis -----------------------------------------------------------------------------------
     storage_url: str = _env(
@@ -256,7 +263,7 @@ class Settings(BaseSettings):
 
     @field_validator("scaler_daily_budget_usd", "runpod_preview_endpoint_id", "runpod_network_volume_id",
                      "max_batch_size", "worker_usd_per_hour", "scaler_deployment_id", "redis_master_name",
-                     "runpod_template_id", "runpod_bid_usd_per_hour",
+                     "runpod_template_id", "runpod_bid_usd_per_hour", "max_hold_s",
                      "scaler_metrics_port", mode="before")
     @classmethod
     def _empty_optional(cls, value: object) -> object:

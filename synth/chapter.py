@@ -21,7 +21,7 @@ import soundfile as sf
 from synth.audio import FORMATS, fade_edges, finalize, silence, trim_silence
 from synth.checkpoint import ChapterState, Checkpoint
 from synth.engines.base import Engine
-from synth.errors import SynthError
+from synth.errors import ChapterPaused, SynthError
 from synth.storage import Storage
 from synth.text.chunk import Chunk, chunk_text, sentence_count
 from synth.text.normalize import normalize
@@ -120,6 +120,22 @@ def render_batch(engine: Engine, job: ChapterJob, chunks: list[Chunk], span: tup
         yield silence(_pause_after(chunks[index], index == len(chunks) - 1, options), engine.sample_rate)
 
 
+def _pausable(on_progress: Progress | None, checkpoint: Checkpoint) -> Progress | None:
+    """The hook may raise ChapterPaused (it is called right after a checkpoint): the delivery then does not
+    count as an attempt, so a chapter split into several deliveries on purpose never exhausts its attempts."""
+    if on_progress is None:
+        return None
+
+    def report(done: int, total: int, resumed_from: int) -> None:
+        try:
+            on_progress(done, total, resumed_from)
+        except ChapterPaused:
+            checkpoint.forget_attempt()
+            raise
+
+    return report
+
+
 def synthesize_chapter(job: ChapterJob, engine: Engine, storage: Storage, options: SynthOptions,
                        on_progress: Progress | None = None) -> dict:
     """Synthesize `job` into storage and return the result fields (uri, durations, counts)."""
@@ -143,6 +159,7 @@ def synthesize_chapter(job: ChapterJob, engine: Engine, storage: Storage, option
         checkpoint.clear()
         raise AttemptsExhausted(f"chapter {job.book_id}/{job.chapter_id} was delivered {attempts} times "
                                 f"(AUDIOBOOK_MAX_ATTEMPTS={options.max_attempts}); giving up")
+    on_progress = _pausable(on_progress, checkpoint)
     state = checkpoint.load(len(chunks)) or ChapterState(chunks_total=len(chunks))
     resumed_from = state.next_chunk
     sample_rate = engine.sample_rate

@@ -36,6 +36,12 @@ class Checkpoint:
         self.storage.put_json(key, {"attempts": attempts})
         return attempts
 
+    def forget_attempt(self) -> None:
+        """Un-count the current delivery: it stopped at a checkpoint on purpose (a pause), it did not die."""
+        key = self.prefix + "attempts.json"
+        attempts = int((self.storage.get_json(key) or {}).get("attempts", 0))
+        self.storage.put_json(key, {"attempts": max(0, attempts - 1)})
+
     def load(self, chunks_total: int) -> ChapterState | None:
         raw = self.storage.get_json(self.prefix + "state.json")
         if raw is None:

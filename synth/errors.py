@@ -27,3 +27,8 @@ class IngestError(SynthError):
 
 class EncodeError(SynthError):
     """Assembling or encoding a book file failed; keeps ffmpeg's own message."""
+
+
+class ChapterPaused(SynthError):
+    """Raised by a progress hook to stop a chapter at its last checkpoint on purpose; that delivery is not
+    counted as an attempt, and the chapter resumes from the checkpoint when it is run again."""

@@ -1,4 +1,8 @@
-"""Where a submitted book stands: its submission record in storage joined with Celery task states."""
+"""Where a submitted book stands: its ledger in storage joined with Celery task states.
+
+Storage first: a chapter whose run finished is done from its ledger entry (written after its final object)
+even when the broker and the result backend forgot it; the backend supplies what is still moving.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from typing import Any
 from celery import Celery
 
 from synth.storage import Storage
+from tasks.ledger import BookLedger, ChapterEntry
+
+PHASES = ("queued", "running", "done", "failed", "cancelled")
 
 
 def submission_key(book_id: str) -> str:
@@ -27,13 +34,16 @@ class ChapterStatus:
     duration_s: float | None = None
     uri: str | None = None
     error: str | None = None
+    cancelled: bool = False
 
     @property
     def phase(self) -> str:
-        """queued | running | done | failed."""
+        """queued | running | done | failed | cancelled."""
         if self.state == "SUCCESS":
             return "done"
-        if self.state in ("FAILURE", "REVOKED"):
+        if self.cancelled or self.state == "REVOKED":
+            return "cancelled"
+        if self.state == "FAILURE":
             return "failed"
         return "running" if self.state in ("STARTED", "PROGRESS", "RETRY") else "queued"
 
@@ -55,10 +65,11 @@ class BookStatus:
     result: dict[str, Any] | None = None
     error: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    cancelled: bool = False
 
     @property
     def finished(self) -> bool:
-        return self.assembly_state in ("SUCCESS", "FAILURE", "REVOKED")
+        return self.cancelled or self.assembly_state in ("SUCCESS", "FAILURE", "REVOKED")
 
     @property
     def fraction(self) -> float:
@@ -77,35 +88,52 @@ def task_meta(app: Celery, task_id: str) -> tuple[str, Any]:
     return meta["status"], meta.get("result")
 
 
-def _chapter(app: Celery, entry: dict[str, Any]) -> ChapterStatus:
-    status = ChapterStatus(chapter_id=entry["chapter_id"], title=entry.get("title"),
-                           characters=int(entry.get("characters", 0)), task_id=entry["task_id"])
-    status.state, info = task_meta(app, entry["task_id"])
-    if status.state == "PROGRESS" and isinstance(info, dict):
+def _finished(status: ChapterStatus, result: dict[str, Any]) -> None:
+    status.state = "SUCCESS"
+    status.duration_s, status.uri = result.get("duration_s"), result.get("uri")
+    status.worker = (result.get("usage") or {}).get("worker")
+    status.done = status.total = int(result.get("chunks", 0))
+
+
+def _chapter(app: Celery, ledger: BookLedger, entry: ChapterEntry, cancelled: bool) -> ChapterStatus:
+    status = ChapterStatus(chapter_id=entry.chapter_id, title=entry.title, characters=entry.characters,
+                           task_id=entry.task_id, cancelled=cancelled)
+    state, info = task_meta(app, entry.task_id)
+    if state == "SUCCESS" and isinstance(info, dict):
+        _finished(status, info)
+        return status
+    stored = ledger.finished_result(entry)
+    if stored is not None:  # the backend forgot it (or never heard): storage has the final object
+        _finished(status, stored)
+        return status
+    status.state = state
+    if state == "PROGRESS" and isinstance(info, dict):
         status.done, status.total = int(info.get("done", 0)), int(info.get("total", 0))
         status.worker = info.get("worker")
-    elif status.state == "SUCCESS" and isinstance(info, dict):
-        status.duration_s, status.uri = info.get("duration_s"), info.get("uri")
-        status.worker = (info.get("usage") or {}).get("worker")
-        status.done = status.total = int(info.get("chunks", 0))
-    elif status.state == "FAILURE":
+    elif state == "FAILURE":
         status.error = f"{type(info).__name__}: {info}"
     return status
 
 
 def book_status(app: Celery, storage: Storage, book_id: str) -> BookStatus | None:
     """The book's status, or None when no book with that id was submitted."""
-    record = storage.get_json(submission_key(book_id))
+    ledger = BookLedger(storage, book_id)
+    record = ledger.submission()
     if record is None:
         return None
-    chapters = [_chapter(app, entry) for entry in record["chapters"]]
-    status = BookStatus(book_id=book_id, title=record.get("title"), submitted_at=float(record["submitted_at"]),
-                        chapters=chapters, assembly_task_id=record["assembly_task_id"])
-    status.assembly_state, outcome = task_meta(app, record["assembly_task_id"])
+    cancelled = ledger.cancelled()
+    chapters = [_chapter(app, ledger, entry, cancelled) for entry in record.chapters]
+    status = BookStatus(book_id=book_id, title=record.title, submitted_at=record.submitted_at,
+                        chapters=chapters, assembly_task_id=record.assembly_task_id, cancelled=cancelled)
+    status.assembly_state, outcome = task_meta(app, record.assembly_task_id)
     if status.assembly_state == "SUCCESS":
         status.result = outcome
-    elif status.assembly_state == "FAILURE":
+    elif status.assembly_state == "FAILURE" and not cancelled:
         status.error = f"{type(outcome).__name__}: {outcome}"
-    phases = ("queued", "running", "done", "failed")
-    status.counts = {phase: sum(c.phase == phase for c in chapters) for phase in phases}
+    elif ledger.book_done(record):  # assembled, and the backend forgot it
+        status.assembly_state = "SUCCESS"
+        status.result = storage.get_json(f"{book_id}/manifest.json")
+    if cancelled and status.assembly_state != "SUCCESS":
+        status.assembly_state = "REVOKED"
+    status.counts = {phase: sum(c.phase == phase for c in chapters) for phase in PHASES}
     return status

@@ -27,3 +27,6 @@ class PreviewFailed(TaskError):
 class PoisonMessage(TaskError):
     """A worker could not read the message; it names what was wrong. The message is kept as a dead letter."""
 
+
+class BookInProgress(TaskError):
+    """The book id names a book still in progress with different chapters; cancel it or wait."""

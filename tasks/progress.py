@@ -61,7 +61,8 @@ def render(status: BookStatus, pool: dict[str, Any] | None, elapsed: float) -> G
                           completed=chapter.done, note=waiting)
             continue
         note = {"queued": "queued", "running": chapter.worker or "running",
-                "done": f"{chapter.duration_s or 0:.1f} s audio", "failed": chapter.error or "failed"}[chapter.phase]
+                "done": f"{chapter.duration_s or 0:.1f} s audio", "failed": chapter.error or "failed",
+                "cancelled": "cancelled"}[chapter.phase]
         bars.add_task(f"{chapter.chapter_id} {chapter.title or ''}"[:36], total=max(chapter.total, 1),
                       completed=chapter.total if chapter.phase == "done" else chapter.done, note=note)
     counts = status.counts
@@ -69,6 +70,7 @@ def render(status: BookStatus, pool: dict[str, Any] | None, elapsed: float) -> G
     summary.add_row(f"[bold]{status.title or status.book_id}[/]",
                     f"queued {counts.get('queued', 0)}", f"running {counts.get('running', 0)}",
                     f"done {counts.get('done', 0)}", f"failed {counts.get('failed', 0)}",
+                    *([f"cancelled {counts['cancelled']}"] if counts.get("cancelled") else []),
                     f"assembly {status.assembly_state.lower()}", f"elapsed {elapsed:,.0f} s",
                     f"ETA {_eta(status, elapsed)}")
     parts: list[Any] = [summary, bars]

@@ -9,7 +9,7 @@ import sys
 # Modules that add sub-commands; each defines register(subparsers) and sets `func` on its parsers.
 COMMAND_MODULES: list[str] = ["tasks.cli.book", "tasks.cli.preview", "tasks.cli.scaler", "tasks.cli.simulate",
                               "tasks.cli.voices", "tasks.cli.inspect", "tasks.cli.usage", "tasks.cli.fetch",
-                              "tasks.cli.stack", "tasks.cli.doctor", "tasks.cli.deadletter"]
+                              "tasks.cli.stack", "tasks.cli.doctor", "tasks.cli.deadletter", "tasks.cli.lifecycle"]
 
 
 class CliError(Exception):

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from synth.chapter import AttemptsExhausted, ChapterJob, SynthOptions, batches, synthesize_chapter
 from synth.engines.base import Engine
+from synth.errors import ChapterPaused
 from synth.storage import open_storage
 from synth.text.chunk import chunk_text
 
@@ -104,6 +105,27 @@ def test_a_chapter_that_keeps_dying_gives_up(tiny_engine: Engine, tmp_path: Path
             synthesize_chapter(job, CrashingEngine(tiny_engine, batches=0), storage, options)
     with pytest.raises(AttemptsExhausted, match="delivered 3 times"):
         synthesize_chapter(job, tiny_engine, storage, options)
+
+
+def test_a_paused_chapter_continues_without_spending_an_attempt(tiny_engine: Engine, tmp_path: Path) -> None:
+    job = ChapterJob("book", "paused", TEXT * 3, seed=5)
+    reference = synthesize_chapter(job, tiny_engine, open_storage(str(tmp_path / "ref")), OPTIONS)
+    storage = open_storage(str(tmp_path / "run"))
+    options = SynthOptions(**{**OPTIONS.__dict__, "max_attempts": 1})
+
+    def pause_after_a_batch(done: int, total: int, resumed_from: int) -> None:
+        if resumed_from < done < total:
+            raise ChapterPaused("held long enough")
+
+    pauses = 0
+    while True:  # one batch per delivery: many more deliveries than max_attempts allows
+        try:
+            result = synthesize_chapter(job, tiny_engine, storage, options, pause_after_a_batch)
+            break
+        except ChapterPaused:
+            pauses += 1
+    assert pauses >= 3 and result["attempts"] == 1 and result["resumed_from_chunk"] > 0
+    assert np.array_equal(read(result["uri"])[0], read(reference["uri"])[0])
 
 
 def test_finished_chapter_is_returned_from_storage(tiny_engine: Engine, tmp_path: Path) -> None:
