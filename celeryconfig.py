@@ -2,6 +2,7 @@
 
 from kombu import Exchange, Queue
 
+from scaler.redis_client import is_redis_url
 from settings import QUEUE_CONTROL, QUEUE_GPU, QUEUE_PREVIEW, get_settings
 
 _s = get_settings()
@@ -57,6 +58,9 @@ result_backend_transport_options = _transport_for(result_backend)
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None
 broker_channel_error_retry = True
+# RabbitMQ requeues a running chapter's message as soon as the connection drops: keep running it here and it
+# runs twice. Redis keeps it in `unacked` (leased, so never reaped while this worker lives): keep running.
+worker_cancel_long_running_tasks_on_connection_loss = not is_redis_url(broker_url)
 
 task_queues = (
     Queue(QUEUE_GPU, Exchange(QUEUE_GPU), routing_key=QUEUE_GPU),

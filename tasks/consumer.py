@@ -25,6 +25,30 @@ from tasks.runtime import get_storage
 log = logging.getLogger(__name__)
 
 
+def settle_safely(message: Any) -> None:  # noqa: ANN401 - a kombu Message
+    """Make the message's ack and reject log a failure instead of raising it into the event loop.
+
+    After a lost Redis connection kombu cannot create a client for the channel a message came on (AttributeError
+    from a closed transport), and that error would stop the worker. A message left unacknowledged stays in
+    `unacked`; its lease lapses once its request is over, the reaper puts it back, and the next delivery of a
+    finished chapter is settled without work (tasks.chapter). A broken pipe still propagates: Celery reconnects.
+    """
+    for name in ("ack_log_error", "reject_log_error"):
+        settle = getattr(message, name)
+
+        def guarded(logger: Any, errors: Any, *args: Any, _settle: Any = settle, _name: str = name,  # noqa: ANN401
+                    **kwargs: Any) -> None:  # noqa: ANN401
+            try:
+                _settle(logger, errors, *args, **kwargs)
+            except BrokenPipeError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.critical("Couldn't %s %s on its old channel: %r; it stays in `unacked` until the reaper puts it "
+                             "back", _name.split("_")[0], message.delivery_tag, exc)
+
+        setattr(message, name, guarded)
+
+
 class GuardedConsumer(Consumer):
     """Celery's consumer with one exit for every message it cannot run: the dead-letter store."""
 
@@ -36,6 +60,7 @@ class GuardedConsumer(Consumer):
             why = problem(Envelope.of(message), self.app.tasks)
             if why is not None:
                 return self.dead_letter(message, why)
+            settle_safely(message)
             try:
                 return handle(message)
             except recoverable:
@@ -44,6 +69,16 @@ class GuardedConsumer(Consumer):
                 return self.dead_letter(message, f"{type(exc).__name__}: {exc}")
 
         return on_task_received
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        """On a lost Redis connection kombu would put back every message this worker holds, running chapters
+        included (they would then run twice), or, as the connection is already gone, raise AttributeError
+        from the channel's close and stop the worker. The messages stay in `unacked` instead, leased: acked
+        when done, reaped if this worker dies. (RabbitMQ requeues on its side; nothing changes there.)"""
+        channel = getattr(self.connection, "_default_channel", None) if self.connection else None
+        if channel is not None and hasattr(channel, "do_restore"):
+            channel.do_restore = False
+        super().on_connection_error_after_connected(exc)
 
     # Celery's own handlers for these cases drop the message (or crash); ours keep it.
     def on_decode_error(self, message: Any, exc: Exception) -> None:  # noqa: ANN401

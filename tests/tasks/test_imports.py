@@ -11,7 +11,8 @@ from tests.support.processes import ROOT
 
 
 @pytest.mark.parametrize("module", ["tasks", "tasks.chapter", "tasks.book", "celeryconfig", "synth.chapter",
-                                    "tasks.cli"])
+                                    "tasks.cli", "tasks.consumer", "tasks.reaper", "tasks.lifecycle",
+                                    "tasks.cli.deadletter", "tasks.cli.lifecycle"])
 def test_control_plane_imports_stay_light(module: str) -> None:
     code = (f"import sys, importlib; importlib.import_module({module!r}); "
             "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules); print(heavy)")
@@ -33,3 +34,12 @@ def test_visibility_timeout_exceeds_time_limit() -> None:
     assert celeryconfig.task_soft_time_limit < celeryconfig.task_time_limit
     # The model loads before a pool child reports UP: Celery's 4 s default would kill it in a loop.
     assert celeryconfig.worker_proc_alive_timeout >= 300
+
+
+def test_results_keep_no_arguments_and_writes_retry() -> None:
+    import celeryconfig
+
+    assert celeryconfig.result_extended is False  # a chapter's text is not kept with its result
+    assert celeryconfig.result_backend_always_retry is True
+    assert celeryconfig.worker_consumer == "tasks.consumer:GuardedConsumer"
+    assert celeryconfig.beat_schedule["reap"]["task"] == "audiobook.reap"
