@@ -30,6 +30,7 @@ bench: install
 	$(PY) bench/preview_latency.py
 	$(PY) bench/simulate.py
 	$(PY) bench/book_loudness.py
+	$(PY) bench/recovery.py
 
 demo: install
 	$(PY) -m tasks.demo
