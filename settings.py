@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     unknown_chars: Literal["spell", "fail"] = _env(
         "AUDIOBOOK_UNKNOWN_CHARS", "Characters outside the model's vocabulary: `spell` them by their "
         "Unicode name, or `fail` the chapter. Never dropped.", "spell")
+    checkpoint_seconds: float = _env(
+        "AUDIOBOOK_CHECKPOINT_SECONDS", "A chapter's progress is saved to storage at most this often (seconds of "
+        "work, at the first window boundary after it) and when synthesis ends: storage requests grow with "
+        "time, not sentences; a killed chapter redoes at most about this much.", 30.0, ge=0)
     max_attempts: int = _env(
         "AUDIOBOOK_MAX_ATTEMPTS", "Deliveries of one chapter before it fails for good (a chapter that "
         "kills its worker would otherwise loop forever).", 3, ge=1)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 FORMATS = {"wav": ("WAV", "PCM_16", "audio/wav"), "flac": ("FLAC", "PCM_16", "audio/flac")}
 _BLOCK = 1 << 16
@@ -75,6 +74,8 @@ class LevelStats:
 
 def finalize(raw: Path, target: Path, fmt: str, gain: float) -> int:
     """Stream the float32 working file into the delivery format with one gain; returns the sample count."""
+    import soundfile as sf  # here, so the seam functions import without it (bench/gpu_check.py)
+
     container, subtype, _ = FORMATS[fmt]
     written = 0
     with sf.SoundFile(raw) as src, sf.SoundFile(target, "w", samplerate=src.samplerate, channels=1,

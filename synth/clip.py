@@ -1,7 +1,7 @@
 """A short text rendered to one levelled clip in memory (previews), with the chapter path's seams and pauses.
 
-A chapter streams to disk and checkpoints; a clip of seconds needs neither, so it reuses the chapter's
-batching and per-chunk rendering and levels the whole clip at once.
+A chapter streams to disk and checkpoints; a clip of seconds needs neither, so it runs the chapter's
+batching and model loop (synth.render) into memory and levels the whole clip at once.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import numpy as np
 import soundfile as sf
 
 from synth.audio import FORMATS, LevelStats
-from synth.chapter import PEAK_MARGIN_DB, ChapterJob, SynthOptions, batches, render_batch
+from synth.chapter import PEAK_MARGIN_DB, SynthOptions, pauses_after, plan
 from synth.engines.base import Engine
+from synth.pipeline import Stage
+from synth.render import WindowAssembler, render
 from synth.text.chunk import chunk_text
 
 # Previews must start at once: far shorter room tone than a chapter's head and tail.
@@ -32,9 +34,11 @@ def render_clip(engine: Engine, normalized: str, options: SynthOptions, *, voice
     """
     chunks = chunk_text(normalized, options.max_chunk_chars)
     speakable = [engine.speakable(chunk.spoken) for chunk in chunks]
-    job = ChapterJob(book_id="clip", chapter_id="clip", text=normalized, voice=voice, seed=seed)
-    parts = [block for span in batches(chunks, options.max_batch_chars, options.max_batch_size)
-             for block in render_batch(engine, job, chunks, span, speakable, options)]
+    parts: list[np.ndarray] = []
+    assembler = WindowAssembler(engine.sample_rate, pauses_after(chunks, options), options.head_s,
+                                lambda _window, blocks: parts.extend(blocks))
+    with Stage("clip-post", backlog=options.window_batches) as post:
+        render(engine, speakable, plan(speakable, options), post, assembler, voice=voice, seed=seed)
     clip = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if max_seconds is not None and clip.size > int(max_seconds * engine.sample_rate):
         clip = _fade_out(clip[: int(max_seconds * engine.sample_rate)], engine.sample_rate)

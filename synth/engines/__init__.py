@@ -11,13 +11,21 @@ __all__ = ["Engine", "load_engine", "load_engine_with_fallback", "offline_voice_
 log = logging.getLogger(__name__)
 
 
-def load_engine(model: str, device: str = "auto", unknown_chars: str = "spell") -> Engine:
+def load_engine(model: str, device: str = "auto", unknown_chars: str = "spell",
+                tune_allocator: bool = True) -> Engine:
     """Load the engine for `model` on `device` (auto|cpu|cuda).
 
     `model` is a hub id or a local directory (transformers), or `piper[:voice]` for the offline Piper voice.
+    A process that loads an engine synthesizes: its allocator is tuned for that first (synth.allocator);
+    `tune_allocator=False` is for measuring against glibc's defaults.
     """
     from synth.engines.piper import is_piper_model
     from synth.errors import ModelLoadError
+
+    if tune_allocator:
+        from synth.allocator import tune_for_synthesis
+
+        tune_for_synthesis()
 
     if is_piper_model(model):
         from synth.engines.piper import PiperEngine

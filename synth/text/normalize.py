@@ -21,8 +21,6 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from num2words import num2words
-
 # fmt: off
 CHARACTER_MAP = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
@@ -221,7 +219,7 @@ def _ordinal(number: str, suffix: str) -> str:
     digits = number.replace(",", "")
     if not _plain(digits):
         return f"{_digits(digits)} {suffix.lower()}"
-    return _clean(num2words(int(digits), lang="en", to="ordinal"))
+    return _clean(_num2words(int(digits), lang="en", to="ordinal"))
 
 
 def _decimal(integer: str, fraction: str | None, year_ok: bool = False) -> str:
@@ -234,12 +232,12 @@ def _integer(number: str, year_ok: bool = False) -> str:
     if not _plain(digits):
         return _digits(digits)
     if year_ok and number == digits and _is_year(digits):
-        return _clean(num2words(int(digits), lang="en", to="year"))
+        return _clean(_num2words(int(digits), lang="en", to="year"))
     return _cardinal(int(digits))
 
 
 def _cardinal(number: int) -> str:
-    return _clean(num2words(number, lang="en"))
+    return _clean(_num2words(number, lang="en"))
 
 
 def _clean(words: str) -> str:
@@ -268,3 +266,11 @@ def _pluralize(words: str) -> str:
     if words.endswith("y"):
         return words[:-1] + "ies"
     return words + ("es" if words.endswith(("x", "s")) else "s")
+
+
+def _num2words(number: int, **options: str) -> str:
+    """num2words, imported on first use: the engines import this module on machines that have only torch,
+    transformers and numpy (bench/gpu_check.py)."""
+    from num2words import num2words
+
+    return num2words(number, **options)

@@ -13,8 +13,6 @@ import unicodedata
 from collections.abc import Collection
 from typing import Literal
 
-from num2words import num2words
-
 from synth.errors import TextError
 
 # fmt: off
@@ -138,8 +136,8 @@ def _fit(words: str, previous: str, following: str) -> str:
 def _spoken_number(digits: str) -> str:
     values = "".join(str(unicodedata.decimal(d)) for d in digits)
     if len(values) > 15 or (len(values) > 1 and values.startswith("0")):
-        return " " + " ".join(num2words(int(v), lang="en") for v in values) + " "
-    return " " + num2words(int(values), lang="en").replace(",", "").replace(" and ", " ") + " "
+        return " " + " ".join(_num2words(int(v), lang="en") for v in values) + " "
+    return " " + _num2words(int(values), lang="en").replace(",", "").replace(" and ", " ") + " "
 
 
 def _spoken_name(c: str) -> str:
@@ -156,3 +154,11 @@ def _spoken_name(c: str) -> str:
 def _refusal(origin: tuple[str, int], why: str) -> TextError:
     character, position = origin
     return TextError(f"character {character!r} (U+{ord(character):04X}) at position {position} {why}")
+
+
+def _num2words(number: int, **options: str) -> str:
+    """num2words, imported on first use: the engines import this module on machines that have only torch,
+    transformers and numpy (bench/gpu_check.py)."""
+    from num2words import num2words
+
+    return num2words(number, **options)

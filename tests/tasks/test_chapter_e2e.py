@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -112,23 +113,25 @@ def test_book_fans_out_to_two_workers_and_writes_a_manifest(start_worker, client
 
 
 def test_killed_pool_child_resumes_from_its_checkpoint(start_worker, client_app: Celery, audio_dir: Path) -> None:
-    # Small batches make a chapter of many forward passes, each checkpointed.
-    start_worker("gpu-long", env={"AUDIOBOOK_MAX_BATCH_CHARS": "60", "AUDIOBOOK_MAX_CHUNK_CHARS": "40"})
+    # Small batches make a chapter of many forward passes; a checkpoint after every window.
+    start_worker("gpu-long", env={"AUDIOBOOK_MAX_BATCH_CHARS": "60", "AUDIOBOOK_MAX_CHUNK_CHARS": "40",
+                                  "AUDIOBOOK_CHECKPOINT_SECONDS": "0"})
     text = " ".join(f"Sentence number {n} is here." for n in range(1, 121))
     result = send_chapter(client_app, book_id="kill", chapter_id="c1", text=text, seed=1)
+    chapter_dir = audio_dir / "kill" / "c1"
 
-    def progressed() -> dict | None:
+    def checkpointed() -> tuple[dict, dict] | None:
         meta = result.info if result.state == "PROGRESS" else None
-        return meta if meta and meta["done"] >= 10 else None
+        saved = [json.loads(p.read_text()) for p in chapter_dir.glob(".checkpoint/*/state.json")]
+        return (meta, saved[0]) if meta and saved and saved[0]["next_chunk"] >= 8 else None
 
-    meta = wait_for(progressed, 120, what="chapter progress")
-    assert meta["done"] < meta["total"]
+    meta, state = wait_for(checkpointed, 120, what="a chapter checkpoint")
+    assert state["next_chunk"] < meta["total"]
     os.kill(meta["pid"], signal.SIGKILL)  # the pool child dies mid-chapter; the message is requeued
 
     final = result.get(timeout=240)
     assert final["attempts"] == 2
-    assert 10 <= final["resumed_from_chunk"] < meta["total"]  # continued, did not start over
-    chapter_dir = audio_dir / "kill" / "c1"
+    assert state["next_chunk"] <= final["resumed_from_chunk"] < meta["total"]  # continued, did not start over
     audio_files = sorted(p.name for p in chapter_dir.glob("*.wav"))
     assert audio_files == [final["key"].rsplit("/", 1)[1]]
     assert not (chapter_dir / ".checkpoint").exists()
