@@ -67,6 +67,23 @@ def voice_files(model: str) -> tuple[str, Path, Path]:
                          "a .onnx voice file")
 
 
+def session_options(onnxruntime: Any, threads: int | None = None, spinning: bool = False) -> Any:
+    """ONNX Runtime options for a chapter worker (bench/piper_rate.py measures them against `piper`'s).
+
+    Threads: `threads`, else OMP_NUM_THREADS (ONNX Runtime ignores it; a worker keeps to the cores it was
+    given), else every core this process may use. Spinning off: between runs the chapter trims, writes and
+    uploads audio beside the model, and spinning pool threads would hold the cores that work needs.
+    """
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or len(
+        os.sched_getaffinity(0))
+    options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 class PiperEngine(Engine):
     """One ONNX run per text (Piper's exported graph returns no per-row lengths, so rows are not batched)."""
 
@@ -81,7 +98,9 @@ class PiperEngine(Engine):
                                           {str(k): int(v) for k, v in sorted(speakers.items(), key=lambda i: i[1])})
 
     @classmethod
-    def load(cls, model: str = MODEL_PREFIX, device: str = "auto", unknown_chars: str = "spell") -> PiperEngine:
+    def load(cls, model: str = MODEL_PREFIX, device: str = "auto", unknown_chars: str = "spell",
+             threads: int | None = None, spinning: bool = False) -> PiperEngine:
+        """Load a voice; `threads` and `spinning` tune ONNX Runtime (see session_options)."""
         voice_name, onnx_path, config_path = voice_files(model)
         try:
             import onnxruntime
@@ -93,9 +112,7 @@ class PiperEngine(Engine):
         if use_cuda and "CUDAExecutionProvider" not in available:
             raise ModelLoadError("AUDIOBOOK_DEVICE=cuda but onnxruntime has no CUDA provider "
                                  "(install onnxruntime-gpu)")
-        options = onnxruntime.SessionOptions()
-        # ONNX Runtime ignores OMP_NUM_THREADS; honour it so a worker keeps to the cores it was given.
-        options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        options = session_options(onnxruntime, threads, spinning)
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
         try:
             config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))

@@ -285,3 +285,34 @@ def test_batches_are_sized_by_characters(sizes: list[int], max_chars: int, max_r
     chunks = chunk_text(" ".join("W" + "o" * (n - 2) + "." for n in sizes), 60)
     assert [len(c.spoken) for c in chunks] == sizes
     assert runs([len(c.spoken) for c in chunks], max_chars, max_rows) == expected
+
+
+def test_storage_requests_follow_time_not_sentences(tiny_engine: Engine, s3_endpoint: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a loopback S3, counted at boto3: a chapter inside one checkpoint interval costs the same
+    ten requests however many sentences it has; checkpoints per window cost a part and a state.json each."""
+    import uuid
+
+    import boto3
+
+    from synth.storage.s3 import S3Storage
+
+    for name, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"requests-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+
+    def requests(job: ChapterJob, options: SynthOptions) -> tuple[int, dict]:
+        storage = S3Storage(bucket, "books")
+        sent: list[str] = []
+        storage.client.meta.events.register("before-send.s3", lambda event_name, **_: sent.append(event_name))
+        result = synthesize_chapter(job, tiny_engine, storage, options)
+        return len(sent), result
+
+    short, _ = requests(ChapterJob("book", "short", "Short one. Two.", seed=5), OPTIONS)
+    long, result = requests(LONG, OPTIONS)
+    # done? attempts (get, put), state, final part + state.json, the chapter, its result, clear (list, delete)
+    assert short == long == 10 and result["checkpoints"] == 1 and result["chunks"] == 21
+    every, result = requests(ChapterJob("book", "every", TEXT, seed=5), with_options(checkpoint_s=0))
+    assert result["checkpoints"] == 3 and every == 10 + 2 * (3 - 1)
