@@ -8,7 +8,8 @@ either in chapter order (`consecutive`, as before) or length-sorted within windo
 configurations alternate over the repeats and the median is reported. Figures are ratios to one row per
 pass in the same process, plus the kernel's share of CPU time and minor page faults per audio second.
 
-Usage: python bench/batching.py [--chars 1500] [--repeats 3] [--allocators glibc tuned jemalloc tcmalloc]
+Usage: python bench/batching.py [--chars 1500] [--repeats 3] [--threads N]
+                                [--allocators glibc tuned jemalloc tcmalloc]
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
 PRELOAD = {"jemalloc": LIBDIR / "libjemalloc.so.2", "tcmalloc": LIBDIR / "libtcmalloc_minimal.so.4"}
-ALL_CONFIGS = [(1, "consecutive")] + [(rows, order) for rows in (4, 8, 32) for order in ("consecutive", "sorted")]
-SHORT_CONFIGS = [(1, "consecutive"), (8, "sorted"), (32, "sorted")]
+# glibc as it comes is the before (chapter order, as main batched); tuned glibc is measured both ways.
+CONFIGS = {
+    "glibc": [(1, "consecutive"), (4, "consecutive"), (8, "consecutive"), (32, "consecutive")],
+    "tuned": [(1, "consecutive")] + [(rows, order) for rows in (4, 8, 32) for order in ("consecutive", "sorted")],
+    "jemalloc": [(1, "consecutive"), (8, "sorted"), (32, "sorted")],
+    "tcmalloc": [(1, "consecutive"), (8, "sorted"), (32, "sorted")],
+}
 
 
 def child(model_dir: str, allocator: str, chars: int, repeats: int, configs: list[tuple[int, str]]) -> None:
@@ -87,6 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chars", type=int, default=1500, help="characters of prose per pass")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch threads (OMP_NUM_THREADS) in each process; default: "
+                        "torch's own (one per core). One thread is far steadier on a machine others load")
     parser.add_argument("--allocators", nargs="+", default=["glibc", "tuned", "jemalloc", "tcmalloc"],
                         choices=["glibc", "tuned", "jemalloc", "tcmalloc"])
     parser.add_argument("--child", nargs=3, metavar=("MODEL_DIR", "ALLOCATOR", "CONFIGS"), help=argparse.SUPPRESS)
@@ -97,13 +105,20 @@ def main() -> None:
         return
 
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     from synth.engines.random_vits import build_random_vits
 
-    print(json.dumps({"load_average": os.getloadavg(), "cpus": os.cpu_count()}), flush=True)
+    print(json.dumps({"load_average": os.getloadavg(), "cpus": os.cpu_count(), "threads": args.threads}),
+          flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         model = build_random_vits(Path(tmp) / "mms", size="mms")
         for allocator in args.allocators:
-            configs = ALL_CONFIGS if allocator in ("glibc", "tuned") else SHORT_CONFIGS
+            if allocator in PRELOAD and not PRELOAD[allocator].exists():
+                print(json.dumps({"allocator": allocator, "skipped": f"{PRELOAD[allocator]} is not installed "
+                                  "(apt-get install libjemalloc2 libtcmalloc-minimal4)"}), flush=True)
+                continue
+            configs = CONFIGS[allocator]
             child_env = env | ({"LD_PRELOAD": str(PRELOAD[allocator])} if allocator in PRELOAD else {})
             command = [sys.executable, __file__, "--chars", str(args.chars), "--repeats", str(args.repeats),
                        "--child", str(model), allocator, json.dumps(configs)]

@@ -37,7 +37,7 @@ def chapter_text(sentences: int) -> str:
 def throughput(model_dir: Path, device: str, sentences: int, repeats: int, rows: int) -> dict:
     import torch
 
-    from synth.chapter import batches
+    from synth.batching import plan_windows
     from synth.engines import load_engine
     from synth.text.chunk import chunk_text
     from synth.text.normalize import normalize
@@ -45,7 +45,7 @@ def throughput(model_dir: Path, device: str, sentences: int, repeats: int, rows:
     engine = load_engine(str(model_dir), device)
     chunks = chunk_text(normalize(chapter_text(sentences)), 300)
     texts = [engine.speakable(c.spoken) for c in chunks]
-    spans = batches(chunks, 2400, rows)
+    plan = [b for w in plan_windows([len(t) for t in texts], 2400, rows) for b in w.batches]
 
     def sync() -> None:
         if device == "cuda":
@@ -61,7 +61,7 @@ def throughput(model_dir: Path, device: str, sentences: int, repeats: int, rows:
         return audio / engine.sample_rate, time.perf_counter() - start
 
     sequential = [[t] for t in texts]
-    batched = [texts[a:b] for a, b in spans]
+    batched = [[texts[i] for i in rows_] for rows_ in plan]
     run(batched[:1])  # warm-up
     results = {"sequential": [], "batched": []}
     for _ in range(repeats):  # interleave so drift hits both alike

@@ -2,7 +2,7 @@
 
 glibc serves every allocation over 128 KiB-32 MiB with its own mmap and returns it to the kernel on free,
 so each forward pass maps, faults in and unmaps its activations again: on CPU a padded batch spent more
-time in the kernel than in the model (bench/allocator.py). Turning mmap off and trimming only past a very
+time in the kernel than in the model (bench/batching.py). Turning mmap off and trimming only past a very
 high watermark keeps those pages mapped for the next pass. It is done here, with mallopt at engine load,
 so every launch of a worker (Procfile, local provider, pods, images) gets it without an environment entry.
 """

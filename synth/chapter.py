@@ -34,7 +34,7 @@ from synth.text.normalize import normalize
 if TYPE_CHECKING:
     from settings import Settings
 
-# (done chunks, total chunks, chunk the run resumed from)
+# (chunks through the model so far, total chunks, chunk the run resumed from): called after every batch
 Progress = Callable[[int, int, int], None]
 
 PEAK_MARGIN_DB = 0.05  # 16-bit rounding must not push the peak over the ceiling
