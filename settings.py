@@ -95,7 +95,8 @@ class Settings(BaseSettings):
         2400, ge=20)
     max_batch_size: int | None = _env(
         "AUDIOBOOK_MAX_BATCH_SIZE", "Rows per forward pass at most; empty lets the engine choose (VITS: 32 on "
-        "CUDA, 1 on CPU, where bench/throughput.py measures batches as slower).", None, ge=1)
+        "CUDA, not yet measured; 1 on CPU, where bench/batching.py measures even length-sorted batches as "
+        "slower).", None, ge=1)
     unknown_chars: Literal["spell", "fail"] = _env(
         "AUDIOBOOK_UNKNOWN_CHARS", "Characters outside the model's vocabulary: `spell` them by their "
         "Unicode name, or `fail` the chapter. Never dropped.", "spell")
@@ -160,7 +161,8 @@ class Settings(BaseSettings):
         "SCALER_TARGET_DRAIN_SECONDS", "Backlog policy: drain the queue within this long.", 600.0, gt=0)
     scaler_seconds_per_char: float = _env(
         "SCALER_SECONDS_PER_CHAR", "GPU seconds per character, for the backlog policy and "
-        "`audiobook inspect`'s estimates (measure with bench/).",
+        "`audiobook inspect`'s estimates. The default is an estimate (18x real time), not a measurement: set "
+        "the `seconds_per_char` bench/gpu_check.sh prints for the pool's GPU (README: Throughput and cost).",
         0.004, gt=0)
     scaler_dry_run: bool = _env("SCALER_DRY_RUN", "Decide and record, but create or terminate nothing.", False)
     scaler_orphans: Literal["adopt", "terminate"] = _env(

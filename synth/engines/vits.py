@@ -38,7 +38,8 @@ class VitsEngine(Engine):
         # get_vocab() has a None entry where an id is unused (vits-ljs's symbol table repeats "'").
         self.vocab = frozenset(k for k in tokenizer.get_vocab() if isinstance(k, str) and len(k) == 1
                                and k not in _SPECIAL)
-        # On a GPU many rows per pass keep it busy; on a CPU padded batches are slower than one row at a time.
+        # On a GPU many rows per pass keep it busy (not yet measured: bench/gpu_check.sh); on a CPU even
+        # length-sorted batches are slower than one row at a time (bench/batching.py).
         self.batch_rows = 32 if model.device.type == "cuda" else 1
 
     @classmethod
