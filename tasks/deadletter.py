@@ -65,6 +65,18 @@ class DeadLetter:
                    body_b64=base64.b64encode(body).decode("ascii"), headers=_json_safe(headers),
                    properties=_json_safe({k: v for k, v in (message.properties or {}).items() if k in _REPUBLISHED}))
 
+    @classmethod
+    def from_raw(cls, item: bytes, queue: str, problem: str, worker: str | None = None,
+                 now: float | None = None) -> DeadLetter:
+        """A raw item popped from a Redis queue list that is no kombu message: its bytes become the body (a
+        requeue sends them as the body of a message, which is then read like any other)."""
+        now = time.time() if now is None else now
+        digest = hashlib.sha256(item + queue.encode() + repr(now).encode()).hexdigest()[:12]
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        return cls(id=f"{stamp}-{digest}", problem=problem, received_at=now, queue=queue, exchange=queue,
+                   routing_key=queue, task_id=None, task_name=None, worker=worker, content_type=None,
+                   content_encoding=None, body_b64=base64.b64encode(item).decode("ascii"))
+
     @property
     def body(self) -> bytes:
         return base64.b64decode(self.body_b64)

@@ -16,13 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tasks.processes import RedisServer, process_start_time, wait_for
+from scaler.providers.local import process_start_time
+from tasks.processes import RedisServer, http_status, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCFILE = ROOT / "Procfile"
@@ -167,7 +166,7 @@ def wait_until_serving(proc: subprocess.Popen, broker: str, flower_url: str, log
     def serving() -> bool:
         if proc.poll() is not None:
             raise StackError(f"{_first_failure(log_path)}; see {log_path}")
-        return bool(client.control.ping(timeout=1.0)) and _http_status(flower_url + "healthcheck") == 200
+        return bool(client.control.ping(timeout=1.0)) and http_status(flower_url + "healthcheck", timeout=2.0) == 200
 
     try:
         wait_for(serving, timeout, interval=0.5, what=f"the control worker and Flower (see {log_path})")
@@ -190,16 +189,6 @@ def _first_failure(log_path: Path) -> str:
                 f"{name}.1") and "Error" in e]
             return f"{name} stopped while starting" + (f" ({errors[-1]})" if errors else "")
     return "the processes stopped while starting"
-
-
-def _http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 # --- up and down -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ to validate (tasks.payloads).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -93,3 +94,41 @@ def problem(envelope: Envelope, known_tasks: Collection[str]) -> str | None:
 def _kind(value: Any) -> str:  # noqa: ANN401
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number")
+
+
+def unreadable_item(item: bytes) -> str | None:
+    """Why a raw item on a Redis queue list is not a message kombu can deliver (None when it is one).
+
+    kombu's Redis transport builds a message from every item it pops, and an exception there stops the worker.
+    An item is readable when it is a JSON object (kombu's own decoder) with `properties` holding a
+    `delivery_tag` and a `delivery_info` with `exchange` and `routing_key`, `headers` an object if present,
+    and a base64 `body` where `properties.body_encoding` says base64. What the message says is checked later,
+    like any other message's (`problem`).
+    """
+    from kombu.utils.json import loads
+
+    try:
+        text = item.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"raw item on the queue is not UTF-8: {exc}"
+    try:
+        payload = loads(text)
+    except (ValueError, TypeError) as exc:
+        return f"raw item on the queue is not JSON: {exc}"
+    if not isinstance(payload, dict):
+        return f"raw item on the queue is not a kombu message: a JSON {_kind(payload)}"
+    properties = payload.get("properties")
+    if not isinstance(properties, dict) or "delivery_tag" not in properties:
+        return "raw item on the queue is not a kombu message: no properties with a delivery_tag"
+    info = properties.get("delivery_info")
+    if not isinstance(info, dict) or not {"exchange", "routing_key"} <= info.keys():
+        return "raw item on the queue is not a kombu message: no delivery_info with exchange and routing_key"
+    if payload.get("headers") is not None and not isinstance(payload["headers"], dict):
+        return f"raw item on the queue has headers that are a JSON {_kind(payload['headers'])}"
+    body = payload.get("body")
+    if body and properties.get("body_encoding") == "base64":
+        try:
+            base64.b64decode(body, validate=True)
+        except (ValueError, TypeError) as exc:
+            return f"raw item on the queue has a body that is not base64: {exc}"
+    return None

@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -21,17 +23,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def process_start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks (field 22 of /proc/pid/stat); None if gone or a zombie.
-
-    Kept next to a saved pid so that a recycled pid is never taken for the process.
-    """
+def http_status(url: str, timeout: float = 3.0) -> int:
+    """The HTTP status a GET of `url` answers without credentials; 0 when nothing answers."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
     except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
+        return 0
 
 
 def stop_process_group(proc: subprocess.Popen, grace: float = 20.0) -> None:

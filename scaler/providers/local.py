@@ -40,10 +40,11 @@ log = logging.getLogger(__name__)
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The process's start time in clock ticks (field 22 of /proc/pid/stat), None if gone or a zombie.
 
-    Kept in the pid file so a recycled pid is never mistaken for the worker.
+    Kept next to a saved pid (the pid files here, the local stack's state) so a recycled pid is never
+    mistaken for the process.
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -112,7 +113,7 @@ class LocalProvider(Provider):
             raise ProviderError(f"start worker {name}: {exc}") from None
         _children[proc.pid] = proc
         created = self.clock()
-        record = {"name": name, "pid": proc.pid, "start_time": _start_time(proc.pid), "created_at": created,
+        record = {"name": name, "pid": proc.pid, "start_time": process_start_time(proc.pid), "created_at": created,
                   "marker": self.marker}
         path = self.directory / f"{name}.json"
         tmp = path.with_suffix(".tmp")
@@ -167,7 +168,7 @@ class LocalProvider(Provider):
     def _alive(self, record: dict) -> bool:
         pid = int(record["pid"])
         self._reap(pid)
-        started = _start_time(pid)
+        started = process_start_time(pid)
         return started is not None and started == record.get("start_time")
 
     @staticmethod

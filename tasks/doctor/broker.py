@@ -35,7 +35,7 @@ def check_broker(context: Context) -> CheckResult:
     try:
         with context.app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=10)
-            transport = connection.transport_cls
+            transport = connection.transport.driver_type
     except Exception as exc:  # noqa: BLE001 - kombu raises many types; any is "not reachable"
         return failed("broker", f"{redact_url(url)}: {type(exc).__name__}: {exc}",
                       connection_fix(str(exc), "CELERY_BROKER_URL"))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 from tasks.doctor import CheckResult, Context, failed, passed
 from tasks.flower import auth_problem
+from tasks.processes import http_status
 
 
 def check_flower(context: Context) -> CheckResult:
@@ -17,20 +15,10 @@ def check_flower(context: Context) -> CheckResult:
                                               "environment; `python -m tasks.flower` refuses to start without it")
     address = context.environ.get("FLOWER_ADDRESS", "127.0.0.1")
     url = f"http://{address}:{context.environ.get('FLOWER_PORT', '5555')}/"  # the dashboard; /api/* is shut either way
-    status = _anonymous_status(url)
+    status = http_status(url)
     if status == 200:
         return failed("flower auth", f"{url} answers without credentials",
                       "run Flower through `python -m tasks.flower` (the Procfile's `flower`), which sets basic auth")
     if status in (401, 403):
         return passed("flower auth", f"set; {url} refuses anonymous requests")
     return passed("flower auth", f"set (no Flower answers at {url} from here)")
-
-
-def _anonymous_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0

@@ -1,4 +1,5 @@
-"""The peers' pure parts, from tables: KEDA sizing, the fixed fleet and sizing through the caps."""
+"""The peers' pure parts, from tables: KEDA sizing, the fixed fleet, the clairvoyant plan and sizing through the
+caps."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 from scaler.policy import GpuOffer, Memory, Observation, PolicyConfig, Worker
 from scaler.sim.peers import (
+    ClairvoyantPeer,
+    clairvoyant_plan,
     fixed_fleet_size,
     keda_desired,
     sized_decision,
@@ -110,3 +113,34 @@ def test_sized_decision_spends_the_daily_budget_then_scales_toward_the_minimum()
 def test_a_failed_read_holds() -> None:
     decision, _ = sized_decision("p", None, observe(0, 0, [worker("w")]), CONFIG, Memory(), NOW)
     assert decision.held and decision.create == decision.drain == decision.terminate == ()
+
+
+def chapters(*rows: tuple[float, float]) -> list[Chapter]:
+    return [Chapter(arrival, 1, 1000, work) for arrival, work in rows]
+
+
+def test_the_clairvoyant_packs_chapters_onto_one_pod_while_each_starts_within_the_wait() -> None:
+    # Three 100 s chapters at once, a 250 s wait allowed: one pod does all three (the third starts at 200 s).
+    plan = clairvoyant_plan(chapters((0, 100), (0, 100), (0, 100)), pods=10, wait_s=250, boot_s=180, interval_s=30)
+    assert plan == ((-210, 300),)  # created one boot and one tick ahead, released when its last chapter ends
+    # The same with a 150 s wait: the third cannot wait 200 s, so a second pod comes for it.
+    plan = clairvoyant_plan(chapters((0, 100), (0, 100), (0, 100)), pods=10, wait_s=150, boot_s=180, interval_s=30)
+    assert plan == ((-210, 100), (-210, 200))
+
+
+def test_the_clairvoyant_keeps_a_pod_through_a_short_gap_and_boots_anew_after_a_long_one() -> None:
+    short = clairvoyant_plan(chapters((0, 100), (250, 100)), pods=10, wait_s=0, boot_s=180, interval_s=30)
+    assert short == ((-210, 350),)  # idle 150 s < a boot: kept
+    long = clairvoyant_plan(chapters((0, 100), (400, 100)), pods=10, wait_s=0, boot_s=180, interval_s=30)
+    assert long == ((-210, 100), (190, 500))  # idle 300 s > a boot: released, a new pod for the next
+
+
+def test_the_clairvoyant_never_plans_more_pods_than_the_caps_allow() -> None:
+    plan = clairvoyant_plan(chapters(*[(0, 100)] * 6), pods=2, wait_s=0, boot_s=180, interval_s=30)
+    assert len(plan) == 2 and max(end for _, end in plan) == 300  # two pods, three chapters each, back to back
+
+
+def test_the_clairvoyant_asks_for_the_pods_its_plan_holds_at_each_tick() -> None:
+    peer = ClairvoyantPeer(CONFIG, ((-210, 100), (-210, 200)), epoch=NOW)
+    sizes = [peer.tick(observe(waiting=0, in_flight=0), NOW + t).desired for t in (-300, -210, 0, 150, 250)]
+    assert sizes == [0, 2, 2, 1, 0]

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from tasks.messages import Envelope, problem, task_id_of
+from tasks.messages import Envelope, problem, task_id_of, unreadable_item
 
 KNOWN = {"audiobook.synthesize_chapter"}
 HEADERS = {"task": "audiobook.synthesize_chapter", "id": "t-1", "lang": "py"}
@@ -52,3 +52,31 @@ def test_readable_messages_pass(envelope: Envelope) -> None:
 def test_task_id_only_when_readable() -> None:
     assert task_id_of(HEADERS) == "t-1"
     assert task_id_of({"id": 7}) is None and task_id_of({"id": ""}) is None and task_id_of("x") is None
+
+
+@pytest.mark.parametrize("item,expected", [
+    (b"hello", "not JSON"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"[1]", "not a kombu message: a JSON array"),
+    (b"7", "not a kombu message: a JSON number"),
+    (b'{"body": "x"}', "no properties with a delivery_tag"),
+    (b'{"properties": {"delivery_tag": "t"}}', "no delivery_info with exchange and routing_key"),
+    (b'{"properties": {"delivery_tag": "t", "delivery_info": {"exchange": "", "routing_key": "q"}}, "headers": []}',
+     "headers that are a JSON array"),
+    (b'{"body": "*not base64*", "properties": {"delivery_tag": "t", "body_encoding": "base64", '
+     b'"delivery_info": {"exchange": "", "routing_key": "q"}}}', "body that is not base64"),
+])
+def test_a_raw_item_kombu_cannot_deliver_is_named(item: bytes, expected: str) -> None:
+    why = unreadable_item(item)
+    assert why is not None and expected in why
+
+
+def test_what_kombu_pushes_onto_redis_is_a_readable_item(redis_url: str, redis_client) -> None:  # noqa: ANN001
+    from kombu import Connection, Queue
+
+    with Connection(redis_url) as conn:
+        conn.Producer().publish(GOOD, routing_key="raw-check", content_type="application/json",
+                                content_encoding="utf-8", headers=HEADERS, declare=[Queue("raw-check")])
+    [item] = redis_client.lrange("raw-check", 0, -1)
+    assert unreadable_item(item) is None
+    assert unreadable_item(item.replace(b'"delivery_tag"', b'"tag"')) is not None

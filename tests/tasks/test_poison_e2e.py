@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pickle
 import subprocess
@@ -106,3 +107,34 @@ def test_poison_messages_never_stop_a_worker(start_worker, client_app: Celery, b
     assert audiobook(worker_env, "deadletter", "purge", "--all").returncode == 0
     assert letters(worker_env) == []
     assert worker.proc.poll() is None
+
+
+# Items pushed straight onto a Redis queue list, not through kombu: no envelope kombu can build a message from.
+RAW = [(b"not json at all", "not JSON"), (b"\xff\xfe[]", "not UTF-8"), (b"[1, 2]", "a JSON array"),
+       (b'{"body": "eA=="}', "no properties"),
+       (b'{"body": "eA==", "properties": {"delivery_tag": "t", "delivery_info": {}}}', "no delivery_info")]
+
+
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_raw_items_on_a_redis_queue_never_stop_a_worker(start_worker, client_app: Celery, redis_client,
+                                                        worker_env: dict[str, str]) -> None:
+    worker = start_worker("gpu-long,preview", name="raw")
+    for queue in ("gpu-long", "preview"):
+        for item, _ in RAW:
+            redis_client.lpush(queue, item)
+
+    chapter = {"book_id": "raw", "chapter_id": "c1", "text": "The worker read past the garbage."}
+    assert client_app.send_task("audiobook.synthesize_chapter", kwargs=chapter, queue="gpu-long").get(timeout=120)
+    assert worker.proc.poll() is None
+    wait_for(lambda: redis_client.llen("gpu-long") == redis_client.llen("preview") == 0, 30,
+             what="both queues read to the end")
+
+    kept = wait_for(lambda: (found := letters(worker_env)) and len(found) == 2 * len(RAW) and found, 30,
+                    what="every raw item as a dead letter")
+    for queue in ("gpu-long", "preview"):
+        here = [letter for letter in kept if letter["queue"] == queue]
+        assert sorted(base64.b64decode(letter["body_b64"]) for letter in here) == sorted(i for i, _ in RAW)
+        for letter in here:
+            expected = next(why for item, why in RAW if base64.b64decode(letter["body_b64"]) == item)
+            assert expected in letter["problem"] and letter["task_id"] is None, letter
+    assert worker.tail(10_000).count("dead letter ") == 2 * len(RAW)  # logged once each
