@@ -44,7 +44,7 @@ def test_fault_storm_never_exceeds_the_caps_and_leaks_nothing(fake_runpod, make_
     def ours() -> list:
         return [p for p in fake_runpod.live_pods() if p.env.get(MARKER_ENV) == f"test-gpu/{DEPLOYMENT}"]
 
-    max_pods, max_usd, outcomes, broker_faults, vanished = 0, 0.0, {}, 0, 0
+    max_pods, max_usd, outcomes, broker_faults, vanished, capped = 0, 0.0, {}, 0, 0, 0
     created = terminated = 0
     started = time.monotonic()
     for tick in range(TICKS):
@@ -71,6 +71,8 @@ def test_fault_storm_never_exceeds_the_caps_and_leaks_nothing(fake_runpod, make_
 
         record = scaler.tick()
         outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
+        caps_hit = set(record.decision.caps_hit) if record.decision else set()
+        capped += bool(caps_hit & {"max_workers", "max_usd_per_hour"})
         created += len(record.executed.created) if record.executed else 0
         terminated += len(record.executed.terminated) if record.executed else 0
 
@@ -107,6 +109,8 @@ def test_fault_storm_never_exceeds_the_caps_and_leaks_nothing(fake_runpod, make_
     print(f"\nfault storm (seed {SEED}): {TICKS} ticks in {time.monotonic() - started:.0f}s, "
           f"{sum(faults.values())} API faults injected {faults}, {broker_faults} broker read faults, "
           f"{vanished} pods lost by the provider; {created} pods created, {terminated} terminated; "
-          f"max pods {max_pods}/{MAX_WORKERS}, max USD/h {max_usd:.2f}/{MAX_USD:.2f}; tick outcomes {outcomes}")
+          f"max pods {max_pods}/{MAX_WORKERS}, max USD/h {max_usd:.2f}/{MAX_USD:.2f}; {capped} ticks at a cap; "
+          f"tick outcomes {outcomes}")
     assert sum(faults.values()) >= TICKS // 10  # the storm really happened
-    assert max_pods >= MAX_WORKERS - 2  # and the pool really grew to the caps
+    # and the pool really grew into a cap (which one binds depends on the GPU types the storm left available)
+    assert capped > 0 and max_pods >= 3, (capped, max_pods)
