@@ -52,10 +52,6 @@ def _transport_for(url: str) -> dict:
 
 
 broker_transport_options = _transport_for(broker_url)
-# Redis brokers: kombu's transport with a screen on popped items, so raw garbage pushed onto a queue list
-# becomes a dead letter instead of stopping the worker (tasks.transport). Other brokers: kombu's by scheme.
-broker_transport = {"redis": "tasks.transport:Transport", "rediss": "tasks.transport:Transport",
-                    "sentinel": "tasks.transport:SentinelTransport"}.get(broker_url.split("://", 1)[0].lower())
 result_backend_transport_options = _transport_for(result_backend)
 
 # Survive broker restarts: retry forever, at start-up too.

@@ -21,6 +21,7 @@ from tasks.deadletter import DeadLetter, DeadLetterStore
 from tasks.errors import PoisonMessage
 from tasks.messages import Envelope, problem
 from tasks.runtime import get_storage
+from tasks.transport import screen_redis_channels
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class GuardedConsumer(Consumer):
                 return self.dead_letter(message, f"{type(exc).__name__}: {exc}")
 
         return on_task_received
+
+    def connection_for_read(self, heartbeat: float | None = None) -> Any:  # noqa: ANN401 - a kombu Connection
+        """The consuming connection; on Redis its channels screen each popped item first (tasks.transport), so a
+        raw item that is no kombu message becomes a dead letter instead of stopping the worker."""
+        return self.ensure_connected(screen_redis_channels(self.app.connection_for_read(heartbeat=heartbeat)))
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         """On a lost Redis connection kombu would put back every message this worker holds, running chapters

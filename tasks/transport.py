@@ -1,5 +1,5 @@
-"""kombu's Redis transports with a screen on what a worker pops: a raw item no kombu message can be built
-from is kept as a dead letter instead of stopping the worker.
+"""A screen on what a worker's Redis channels pop: a raw item no kombu message can be built from is kept as
+a dead letter instead of stopping the worker.
 
 kombu's Redis channel pops an item (BRPOP) and decodes it into a message in the same step, before any hook of
 Celery's; an item that is not kombu's JSON envelope raises there, in the worker's event loop, and the worker
@@ -9,7 +9,7 @@ reads the popped item first (`tasks.messages.unreadable_item`) and, when it is n
 other worker sees it. Everything kombu can read goes on as before to the guarded consumer (tasks.consumer),
 which judges the message itself.
 
-celeryconfig sets `broker_transport` to these classes for redis://, rediss:// and sentinel:// brokers.
+The guarded consumer (tasks.consumer) applies it to its connection on Redis and Sentinel brokers.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from __future__ import annotations
 import logging
 import socket
 from typing import Any
-
-from kombu.transport import redis as kombu_redis
 
 from tasks.messages import unreadable_item
 
@@ -68,18 +66,14 @@ class ScreenedBrpop:
             del client.parse_response
 
 
-class Channel(ScreenedBrpop, kombu_redis.Channel):
-    pass
+def screen_redis_channels(connection: Any) -> Any:  # noqa: ANN401 - a kombu Connection
+    """Make `connection`'s Redis channels screen what they pop; any other transport is left as it is.
 
-
-class SentinelChannel(ScreenedBrpop, kombu_redis.SentinelChannel):
-    pass
-
-
-class Transport(kombu_redis.Transport):
-    Channel = Channel
-
-
-class SentinelTransport(kombu_redis.SentinelTransport):
-    Channel = SentinelChannel
-
+    Called on the worker's consuming connection before it connects (its first channel is made then). The
+    transport stays kombu's own, chosen by the URL's scheme, so the URL, Flower's broker view and everything
+    else that reads the connection see a plain redis:// or sentinel:// broker."""
+    transport = connection.transport
+    if getattr(transport, "driver_type", None) == "redis" and not issubclass(transport.Channel, ScreenedBrpop):
+        base = transport.Channel
+        transport.Channel = type(f"Screened{base.__name__}", (ScreenedBrpop, base), {})
+    return connection

@@ -80,3 +80,18 @@ def test_what_kombu_pushes_onto_redis_is_a_readable_item(redis_url: str, redis_c
     [item] = redis_client.lrange("raw-check", 0, -1)
     assert unreadable_item(item) is None
     assert unreadable_item(item.replace(b'"delivery_tag"', b'"tag"')) is not None
+
+
+def test_only_redis_channels_are_screened_and_only_once(redis_url: str) -> None:
+    from kombu import Connection
+
+    from tasks.transport import ScreenedBrpop, screen_redis_channels
+
+    with Connection(redis_url) as conn:
+        plain = conn.transport.Channel
+        screened = screen_redis_channels(conn).transport.Channel
+        assert issubclass(screened, ScreenedBrpop) and issubclass(screened, plain)
+        assert screen_redis_channels(conn).transport.Channel is screened
+        assert conn.as_uri().startswith("redis://")  # the URL Flower and the banner read is unchanged
+    with Connection("memory://") as conn:
+        assert not issubclass(screen_redis_channels(conn).transport.Channel, ScreenedBrpop)
