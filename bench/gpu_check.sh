@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c "import torch, transformers, numpy" 2>/dev/null; then
-  "$PYTHON" -m pip install -q "torch>=2.4" "transformers>=5,<6" numpy >&2
+  "$PYTHON" -m pip install -q "torch>=2.6" "transformers>=5,<6" numpy >&2
 fi
 exec "$PYTHON" bench/gpu_check.py "$@"
