@@ -14,6 +14,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kombu.utils.json import loads as kombu_loads
+
 JSON = "application/json"
 
 
@@ -105,14 +107,12 @@ def unreadable_item(item: bytes) -> str | None:
     and a base64 `body` where `properties.body_encoding` says base64. What the message says is checked later,
     like any other message's (`problem`).
     """
-    from kombu.utils.json import loads
-
     try:
         text = item.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"raw item on the queue is not UTF-8: {exc}"
     try:
-        payload = loads(text)
+        payload = kombu_loads(text)
     except (ValueError, TypeError) as exc:
         return f"raw item on the queue is not JSON: {exc}"
     if not isinstance(payload, dict):

@@ -64,14 +64,19 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
         time.sleep(interval)
 
 
+def redis_server_binary() -> str:
+    """The redis-server on PATH (it also runs sentinels with `--sentinel`); a clear error if there is none."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    return binary
+
+
 class RedisServer:
     """A private redis-server on a free port (the demo without a Redis; tests that kill the broker)."""
 
     def __init__(self, directory: Path, appendonly: bool = True, env: Mapping[str, str] | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.binary = binary
+        self.binary = redis_server_binary()
         self.directory = directory
         self.appendonly = appendonly
         self.env = None if env is None else dict(env)

@@ -8,24 +8,20 @@ dropped when it resyncs; a dead master has no such window.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import redis
 
-from tasks.processes import free_port, stop_process_group, wait_for
+from tasks.processes import free_port, redis_server_binary, stop_process_group, wait_for
 
 
 class SentinelCluster:
     """Master and replica with AOF on, watched by two sentinels under `master_name` (quorum 1)."""
 
     def __init__(self, directory: Path, master_name: str = "books") -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.binary = binary
+        self.binary = redis_server_binary()
         self.directory = directory
         self.master_name = master_name
         self.data_ports = [free_port(), free_port()]

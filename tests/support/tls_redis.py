@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 import redis
 
-from tasks.processes import free_port, stop_process_group, wait_for
+from tasks.processes import free_port, redis_server_binary, stop_process_group, wait_for
 
 
 def routable_ipv4() -> str:
@@ -69,11 +68,8 @@ class TlsRedisServer:
                 f"?ssl_cert_reqs=required&ssl_ca_certs={self.ca}")
 
     def start(self) -> TlsRedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.proc = subprocess.Popen(
-            [binary, "--port", "0", "--tls-port", str(self.port), "--bind", self.host, "--tls-cert-file",
+            [redis_server_binary(), "--port", "0", "--tls-port", str(self.port), "--bind", self.host, "--tls-cert-file",
              str(self.cert), "--tls-key-file", str(self.key), "--tls-ca-cert-file", str(self.ca),
              "--tls-auth-clients", "no", "--requirepass", self.password, "--save", "", "--appendonly", "no",
              "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
